@@ -1,0 +1,151 @@
+"""Checkpoint I/O with Dassl's layout and keys; writes are atomic (temp file + rename)."""
+import os
+import os.path as osp
+import pickle
+import shutil
+import warnings
+from collections import OrderedDict
+from functools import partial
+
+import torch
+
+from .tools import mkdir_if_missing
+
+__all__ = [
+    "save_checkpoint", "load_checkpoint", "resume_from_checkpoint", "load_pretrained_weights",
+    "count_num_param", "atomic_torch_save",
+]
+
+
+def atomic_torch_save(obj, fpath):
+    """``torch.save`` to a temp file in the same folder, fsync, then rename: a crash never leaves half a file."""
+    tmp = f"{fpath}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fpath)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _atomic_write_text(fpath, text):
+    tmp = f"{fpath}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, fpath)
+
+
+def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True, model_name=""):
+    """Save ``state`` as ``save_dir/model.pth.tar-<epoch>`` (or ``model_name``) and point ``checkpoint`` at it.
+
+    The dict keeps Dassl's keys: ``state_dict``, ``epoch``, ``optimizer``, ``scheduler``, ``val_result``.
+    """
+    mkdir_if_missing(save_dir)
+    if remove_module_from_keys:
+        state_dict = state["state_dict"]
+        new_state_dict = OrderedDict()
+        for k, v in state_dict.items():
+            if k.startswith("module."):
+                k = k[7:]
+            new_state_dict[k] = v
+        state["state_dict"] = new_state_dict
+    epoch = state["epoch"]
+    if not model_name:
+        model_name = "model.pth.tar-" + str(epoch)
+    fpath = osp.join(save_dir, model_name)
+    atomic_torch_save(state, fpath)
+    print(f"Checkpoint saved to {fpath}")
+    _atomic_write_text(osp.join(save_dir, "checkpoint"), f"{osp.basename(fpath)}\n")
+    if is_best:
+        best_fpath = osp.join(osp.dirname(fpath), "model-best.pth.tar")
+        tmp = best_fpath + ".tmp"
+        shutil.copy(fpath, tmp)
+        os.replace(tmp, best_fpath)
+        print(f'Best checkpoint saved to "{best_fpath}"')
+
+
+def load_checkpoint(fpath):
+    """Load a checkpoint we trust (ours or a released Dassl one) on CPU unless CUDA is available.
+
+    ``weights_only=False`` is required: Dassl checkpoints contain pickled scheduler objects.
+    Only call this on files you trust.
+    """
+    if fpath is None:
+        raise ValueError("File path is None")
+    fpath = osp.abspath(osp.expanduser(fpath))
+    if not osp.exists(fpath):
+        raise FileNotFoundError(f'File is not found at "{fpath}"')
+    map_location = None if torch.cuda.is_available() else "cpu"
+    try:
+        checkpoint = torch.load(fpath, map_location=map_location, weights_only=False)
+    except UnicodeDecodeError:
+        pickle.load = partial(pickle.load, encoding="latin1")
+        pickle.Unpickler = partial(pickle.Unpickler, encoding="latin1")
+        checkpoint = torch.load(fpath, pickle_module=pickle, map_location=map_location, weights_only=False)
+    except Exception:
+        print(f'Unable to load checkpoint from "{fpath}"')
+        raise
+    return checkpoint
+
+
+def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
+    """Restore model/optimizer/scheduler from the file named in ``fdir/checkpoint``; return its epoch."""
+    with open(osp.join(fdir, "checkpoint"), "r") as checkpoint:
+        model_name = checkpoint.readlines()[0].strip("\n")
+        fpath = osp.join(fdir, model_name)
+    print(f'Loading checkpoint from "{fpath}"')
+    checkpoint = load_checkpoint(fpath)
+    model.load_state_dict(checkpoint["state_dict"])
+    print("Loaded model weights")
+    if optimizer is not None and checkpoint.get("optimizer") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        print("Loaded optimizer")
+    if scheduler is not None and checkpoint.get("scheduler") is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        print("Loaded scheduler")
+    start_epoch = checkpoint["epoch"]
+    print(f"Previous epoch: {start_epoch}")
+    return start_epoch
+
+
+def load_pretrained_weights(model, weight_path):
+    """Load the entries of a checkpoint whose names and shapes match ``model`` (non-strict)."""
+    checkpoint = load_checkpoint(weight_path)
+    state_dict = checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
+    model_dict = model.state_dict()
+    new_state_dict = OrderedDict()
+    matched_layers, discarded_layers = [], []
+    for k, v in state_dict.items():
+        if k.startswith("module."):
+            k = k[7:]
+        if k in model_dict and model_dict[k].size() == v.size():
+            new_state_dict[k] = v
+            matched_layers.append(k)
+        else:
+            discarded_layers.append(k)
+    model_dict.update(new_state_dict)
+    model.load_state_dict(model_dict)
+    if len(matched_layers) == 0:
+        warnings.warn(f"Cannot load {weight_path} (check the key names manually)")
+    else:
+        print(f"Successfully loaded pretrained weights from {weight_path}")
+        if len(discarded_layers) > 0:
+            print(f"Layers discarded due to unmatched keys or size: {discarded_layers}")
+
+
+def count_num_param(model=None, params=None):
+    """Number of parameters of ``model`` (or of the iterable ``params``)."""
+    if model is not None:
+        return sum(p.numel() for p in model.parameters())
+    if params is not None:
+        s = 0
+        for p in params:
+            if isinstance(p, dict):
+                s += p["params"].numel()
+            else:
+                s += p.numel()
+        return s
+    raise ValueError("model and params must be provided")

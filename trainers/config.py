@@ -1,0 +1,55 @@
+"""``extend_cfg``: the config keys the trainers and datasets of this project add to Dassl's defaults.
+
+Each method's node is added here, in one place, so every config file and command-line override is
+checked against the same tree whatever ``--trainer`` is given (as CoOp's / PromptSRC's ``train.py``).
+"""
+from yacs.config import CfgNode as CN
+
+
+def extend_cfg(cfg):
+    """Add the baseline, method and project dataset keys to ``cfg`` (in place)."""
+    # CoOp / CoCoOp (CoOp:train.py)
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
+    cfg.TRAINER.COOP.CSC = False  # class-specific context
+    cfg.TRAINER.COOP.CTX_INIT = ""  # initialization words
+    cfg.TRAINER.COOP.PREC = "fp16"  # fp16 | bf16 | fp32 | amp
+    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # middle | end | front
+
+    cfg.TRAINER.COCOOP = CN()
+    cfg.TRAINER.COCOOP.N_CTX = 16
+    cfg.TRAINER.COCOOP.CTX_INIT = ""
+    cfg.TRAINER.COCOOP.PREC = "fp16"
+
+    # MaPLe / PromptSRC / IVLP (PSRC:train.py)
+    cfg.TRAINER.MAPLE = CN()
+    cfg.TRAINER.MAPLE.N_CTX = 2
+    cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
+    cfg.TRAINER.MAPLE.PREC = "fp16"
+    cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
+
+    cfg.TRAINER.PROMPTSRC = CN()
+    cfg.TRAINER.PROMPTSRC.N_CTX_VISION = 4
+    cfg.TRAINER.PROMPTSRC.N_CTX_TEXT = 4
+    cfg.TRAINER.PROMPTSRC.CTX_INIT = "a photo of a"
+    cfg.TRAINER.PROMPTSRC.PREC = "fp16"
+    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT = 9
+    cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25
+    cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10
+    cfg.TRAINER.PROMPTSRC.GPA_MEAN = 15
+    cfg.TRAINER.PROMPTSRC.GPA_STD = 1
+
+    cfg.TRAINER.IVLP = CN()
+    cfg.TRAINER.IVLP.N_CTX_VISION = 2
+    cfg.TRAINER.IVLP.N_CTX_TEXT = 2
+    cfg.TRAINER.IVLP.CTX_INIT = "a photo of a"
+    cfg.TRAINER.IVLP.PREC = "fp16"
+    cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9
+
+    # Datasets (DATASET.SUBSAMPLE_CLASSES from CoOp; the others are project keys, datasets.md §12)
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new
+    cfg.DATASET.FEWSHOT_SAMPLER = "per_class"  # per_class | stratified_proportional
+    cfg.DATASET.FGVC_TRAIN_SPLIT = "train"  # train | trainval
+    return cfg
