@@ -13,7 +13,7 @@ from .tools import mkdir_if_missing
 
 __all__ = [
     "save_checkpoint", "load_checkpoint", "resume_from_checkpoint", "load_pretrained_weights",
-    "count_num_param", "atomic_torch_save",
+    "count_num_param", "atomic_torch_save", "get_rng_state", "set_rng_state",
 ]
 
 
@@ -106,9 +106,37 @@ def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     if scheduler is not None and checkpoint.get("scheduler") is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
         print("Loaded scheduler")
+    if checkpoint.get("rng_state") is not None:
+        set_rng_state(checkpoint["rng_state"])
+        print("Restored RNG state")
     start_epoch = checkpoint["epoch"]
     print(f"Previous epoch: {start_epoch}")
     return start_epoch
+
+
+def get_rng_state():
+    """Python, NumPy, torch CPU and CUDA RNG states (saved in checkpoints so a resume replays exactly)."""
+    import random
+
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what :func:`get_rng_state` returned."""
+    import random
+
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def load_pretrained_weights(model, weight_path):

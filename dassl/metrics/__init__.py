@@ -1,0 +1,1 @@
+from .accuracy import compute_accuracy  # noqa: F401
