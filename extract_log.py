@@ -21,7 +21,9 @@ protocol                   run directory
                            imagenet_sketch, imagenet_a, imagenet_r; the ImageNet source run
                            ``imagenet/<trainer>/<cfg>_<K>shots/seed<S>`` is added as ``imagenet (source)``
 ``fewshot``                ``<dataset>/<trainer>/<cfg>_<K>shots/seed<S>`` (also CoOp's
-                           ``.../<cfg>_<K>shots/<nctx..>/seed<S>`` and ``<dataset>/<trainer>/shots_<K>/seed<S>``)
+                           ``.../<cfg>_<K>shots/<nctx..>/seed<S>`` and ``<dataset>/<trainer>/shots_<K>/seed<S>``);
+                           a cfg named after its dataset (SOT-GLP's ``dtd_16shots``) becomes ``{dataset}`` so the
+                           datasets form one method
 ``ood``                    ``evaluation/<trainer>/<name containing "ood">/seed<S>``, plus the OOD block
                            (``=> OOD result``) of any log, one row per OOD set
 ``eval`` / ``other``       any other ``evaluation/<trainer>/<name>/seed<S>`` / any other directory with a log
@@ -103,6 +105,7 @@ DATASET_ORDER = [  # published-table order, then the DG targets and OOD sets
     "iNaturalist", "SUN", "Places", "Textures", "average",
 ]
 AVERAGE = "Average"
+PER_DATASET_CFG = "{dataset}"
 SOURCE_SUFFIX = " (source)"
 SPLIT_PREFIX = {"base": "base", "new": "new", "all": "acc", "id": "acc"}  # "ood" rows feed fpr95/auroc
 
@@ -314,10 +317,17 @@ def _match_evaluation(p):
     return None
 
 
+def shared_cfg(cfg: str, dataset: str) -> str:
+    """Per-dataset config names (SOT-GLP's ``<dataset>_16shots``) -> ``{dataset}``, so datasets share a method."""
+    if cfg == dataset or cfg.startswith(dataset + "_"):
+        return PER_DATASET_CFG + cfg[len(dataset):]
+    return cfg
+
+
 def _match_fewshot(p):
     if len(p) >= 4 and CFG_SHOTS_RE.match(p[-2]):  # <dataset>/<trainer>/<cfg>_<K>shots/seed<S>
         cfg, shots = CFG_SHOTS_RE.match(p[-2]).groups()
-        return _info(p, len(p) - 4, "fewshot", p[-4], shots, p[-3], cfg, task_name="fewshot")
+        return _info(p, len(p) - 4, "fewshot", p[-4], shots, p[-3], shared_cfg(cfg, p[-4]), task_name="fewshot")
     if len(p) >= 5 and CFG_SHOTS_RE.match(p[-3]):  # CoOp: .../<cfg>_<K>shots/nctx16_cscFalse_ctpend/seed<S>
         cfg, shots = CFG_SHOTS_RE.match(p[-3]).groups()
         return _info(p, len(p) - 5, "fewshot", p[-5], shots, p[-4], f"{cfg}/{p[-2]}", task_name="fewshot")
@@ -390,9 +400,10 @@ def run_rows(dirpath: str, subdirs: List[str], logs: List[str], info: Dict) -> L
                     elapsed=res.elapsed, n_logs=len(logs))
         rows.append({**base, "split": split, "accuracy": res.accuracy, "error": res.error,
                      "macro_f1": res.macro_f1, "total": res.total, "correct": res.correct})
+        cfg = info["cfg"].replace(PER_DATASET_CFG, info["dataset"])
         for ood_set, fpr95, auroc in res.ood:
-            rows.append({**base, "protocol": "ood", "dataset": ood_set, "split": "ood", "fpr95": fpr95,
-                         "auroc": auroc})
+            rows.append({**base, "protocol": "ood", "cfg": cfg, "dataset": ood_set, "split": "ood",
+                         "fpr95": fpr95, "auroc": auroc})
     return rows
 
 
@@ -450,6 +461,7 @@ def sort_table(df: pd.DataFrame, extra: List[str]) -> pd.DataFrame:
 def add_source_rows(used: pd.DataFrame) -> pd.DataFrame:
     """Copy the ImageNet source run of every xd / dg method into that protocol as ``imagenet (source)``."""
     source = used[(used["protocol"] == "fewshot") & (used["dataset"] == "imagenet")]
+    source = source.assign(cfg=source["cfg"].str.replace(PER_DATASET_CFG, "imagenet", regex=False))
     copies = []
     for protocol in ("xd", "dg"):
         targets = used.loc[used["protocol"] == protocol, ["exp", "trainer", "cfg", "shots"]].drop_duplicates()
@@ -461,7 +473,7 @@ def add_source_rows(used: pd.DataFrame) -> pd.DataFrame:
 
 def _join(values) -> str:
     """``[3, 1, 2]`` -> ``"1,2,3"`` (unique, sorted, missing dropped)."""
-    return ",".join(str(v) for v in sorted(set(pd.Series(values).dropna().astype(int))))
+    return ",".join(str(v) for v in sorted({int(v) for v in values if not pd.isna(v)}))
 
 
 def split_stats(prefix: str, rows: pd.DataFrame) -> Dict:

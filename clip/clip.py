@@ -144,7 +144,8 @@ def build_model(state_dict: dict) -> CLIP:
 
     The weights of linear/conv/attention layers are fp16 (as OpenAI's), LayerNorms compute in fp32.
     """
-    sd = dict(state_dict)
+    # Derived buffers some exporters (e.g. tracing open_clip) write; the model rebuilds them.
+    sd = {k: v for k, v in state_dict.items() if k != "attn_mask"}
     if "visual.proj" not in sd and "visual.attnpool.positional_embedding" not in sd:
         raise ValueError("Not an OpenAI-layout CLIP state dict: neither 'visual.proj' (ViT) nor "
                          "'visual.attnpool.positional_embedding' (ResNet) is present")

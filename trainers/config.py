@@ -52,4 +52,7 @@ def extend_cfg(cfg):
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new
     cfg.DATASET.FEWSHOT_SAMPLER = "per_class"  # per_class | stratified_proportional
     cfg.DATASET.FGVC_TRAIN_SPLIT = "train"  # train | trainval
+    # Check that every image of the loaded splits exists, in bulk (one listing per folder), and
+    # report missing files once with counts; False skips it (the loader then names the first).
+    cfg.DATASET.CHECK_FILES = True
     return cfg
