@@ -62,6 +62,7 @@ import os.path as osp
 import re
 import sys
 import tempfile
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -442,10 +443,15 @@ def harmonic_mean(base: float, new: float) -> float:
     return 2.0 * base * new / (base + new)
 
 
-def _rank(values, order):
+def order_key(value, order: List[str]) -> Tuple[int, str]:
     """Sort key: position in ``order``, unknown values after it alphabetically, ``Average`` last."""
-    pos = {name: i for i, name in enumerate(order)}
-    return values.map(lambda v: (2, "") if v == AVERAGE else (0, f"{pos[v]:04d}") if v in pos else (1, str(v)))
+    if value == AVERAGE:
+        return (2, "")
+    return (0, f"{order.index(value):04d}") if value in order else (1, str(value))
+
+
+def _rank(values: pd.Series, order: List[str]) -> pd.Series:
+    return values.map(lambda v: order_key(v, order))
 
 
 def sort_table(df: pd.DataFrame, extra: List[str]) -> pd.DataFrame:
@@ -572,28 +578,35 @@ def method_label(row) -> str:
     return label or "."
 
 
-def _fmt(mean, std=None) -> str:
-    """``82.43 ± 0.25``; blank when the mean is missing."""
+def _fmt(mean, std=None, n=None) -> str:
+    """``82.43 ± 0.25``; no ± for a single seed; blank when the mean is missing."""
     if pd.isna(mean):
         return ""
-    return f"{mean:.2f}" if std is None or pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+    if std is None or pd.isna(std) or (n is not None and not pd.isna(n) and n < 2):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {std:.2f}"
 
 
 def _seeds_cell(row) -> str:
-    return f"{row['n_datasets']} datasets" if row["dataset"] == AVERAGE else str(row["n_seeds"])
+    """Seeds found, or for an Average row the number of datasets averaged."""
+    if row["dataset"] == AVERAGE:
+        return f"{row['n_datasets']} dataset" + ("s" if row["n_datasets"] != 1 else "")
+    return str(row["n_seeds"])
 
 
 MARKDOWN_LAYOUTS = {
-    "base2new": lambda r: {"Base": _fmt(r["base"], r["base_std"]), "New": _fmt(r["new"], r["new_std"]),
+    "base2new": lambda r: {"Base": _fmt(r["base"], r["base_std"], r["base_n"]),
+                           "New": _fmt(r["new"], r["new_std"], r["new_n"]),
                            "HM": _fmt(r["hm"]), "epoch (base/new)": f"{r['base_epoch'] or ''}/{r['new_epoch'] or ''}"
                            if r["dataset"] != AVERAGE else ""},
-    "ood": lambda r: {"FPR95": _fmt(r["fpr95"], r["fpr95_std"]), "AUROC": _fmt(r["auroc"], r["auroc_std"]),
-                      "ID acc": _fmt(r["acc"], r["acc_std"])},
+    "ood": lambda r: {"FPR95": _fmt(r["fpr95"], r["fpr95_std"], r["n_seeds"]),
+                      "AUROC": _fmt(r["auroc"], r["auroc_std"], r["n_seeds"]),
+                      "ID acc": _fmt(r["acc"], r["acc_std"], r["acc_n"])},
 }
 
 
 def _accuracy_cells(row) -> Dict:
-    return {"Acc": _fmt(row["acc"], row["acc_std"]), "epoch": row["acc_epoch"] or ""}
+    return {"Acc": _fmt(row["acc"], row["acc_std"], row["acc_n"]), "epoch": row["acc_epoch"] or ""}
 
 
 def format_markdown(summary: pd.DataFrame) -> str:
@@ -614,23 +627,35 @@ def format_markdown(summary: pd.DataFrame) -> str:
 def _to_markdown(table: pd.DataFrame) -> str:
     """``DataFrame.to_markdown`` (needs tabulate), falling back to a plain pipe table."""
     try:
-        return table.to_markdown(index=False)
+        return table.to_markdown(index=False, disable_numparse=True)
     except ImportError:
         header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
         body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
         return "\n".join([header] + body)
 
 
+def short_labels(labels: List[str], width: int = 28) -> List[str]:
+    """Drop the leading ``/``-separated parts all labels share, and wrap what is left."""
+    parts = [label.split("/") for label in labels]
+    common = 0
+    while len(labels) > 1 and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    return [textwrap.fill("/".join(p[common:]), width) for p in parts]
+
+
 def _bars(ax, groups: List[str], series: Dict[str, List[float]], title: str) -> None:
-    """Grouped bar chart: one group per entry of ``groups``, one bar per series."""
+    """Grouped bar chart: one group per entry of ``groups``, one bar per series; missing values are left out."""
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [0 if pd.isna(v) else v for v in values], width, label=name)
+        ax.bar(xs, [math.nan if pd.isna(v) else v for v in values], width, label=name)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 125)  # head room for the legend
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6)
+    if series:
+        ax.legend(fontsize=6, loc="upper center", ncol=min(3, len(series)), frameon=False)
 
 
 def plot_panels(summary: pd.DataFrame) -> List[Tuple[str, List[str], Dict[str, List[float]]]]:
@@ -638,16 +663,24 @@ def plot_panels(summary: pd.DataFrame) -> List[Tuple[str, List[str], Dict[str, L
     one bar per method: accuracy, or AUROC for OOD)."""
     panels = []
     summary = summary.assign(method=[method_label(r) for _, r in summary.iterrows()])
+    for protocol in summary["protocol"].unique():  # shorten labels per protocol (consistent across its panels)
+        sel = summary["protocol"] == protocol
+        methods = list(summary.loc[sel, "method"].unique())
+        summary.loc[sel, "method"] = summary.loc[sel, "method"].map(dict(zip(methods, short_labels(methods))))
     b2n = summary[summary["protocol"] == "base2new"]
-    for dataset, rows in b2n.groupby("dataset", sort=False):
+    for dataset in sorted(b2n["dataset"].unique(), key=lambda d: order_key(d, DATASET_ORDER)):
+        rows = b2n[b2n["dataset"] == dataset]
         series = {name: list(rows[col]) for name, col in (("Base", "base"), ("New", "new"), ("HM", "hm"))}
         panels.append((f"base2new: {dataset}", list(rows["method"]), series))
-    for protocol, rows in summary[summary["protocol"] != "base2new"].groupby("protocol", sort=False):
+    others = summary[summary["protocol"] != "base2new"]
+    for protocol in sorted(others["protocol"].unique(), key=PROTOCOL_ORDER.index):
         metric = "auroc" if protocol == "ood" else "acc"
-        table = rows.pivot_table(index="dataset", columns="method", values=metric, sort=False, dropna=False)
-        table = table.loc[[d for d in rows["dataset"].unique() if d in table.index]]
-        panels.append((f"{protocol}: {metric}", list(table.index), {m: list(table[m]) for m in table.columns}))
-    return panels
+        rows = others[others["protocol"] == protocol].dropna(subset=[metric])
+        table = rows.pivot_table(index="dataset", columns="method", values=metric, sort=False)
+        table = table.loc[sorted(table.index, key=lambda d: order_key(d, DATASET_ORDER))]
+        name = "AUROC" if metric == "auroc" else "accuracy"
+        panels.append((f"{protocol}: {name}", list(table.index), {m: list(table[m]) for m in table.columns}))
+    return [panel for panel in panels if panel[1]]
 
 
 def plot_summary(summary: pd.DataFrame) -> bytes:

@@ -3,9 +3,7 @@ import os
 import os.path as osp
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
@@ -13,16 +11,9 @@ if REPO not in sys.path:
 
 os.environ.setdefault("CLIP_WEIGHTS_DIR", osp.join(REPO, "tests", "_no_weights_here"))
 
+from datasets.toy import COLORS as ALL_COLORS, write_image  # noqa: E402,F401
 
-def write_image(path, color, size=16, seed=0):
-    """A ``size x size`` RGB JPEG: a solid colour plus mild noise."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    rng = np.random.default_rng(seed)
-    arr = np.clip(np.array(color, dtype=np.float32)[None, None] + rng.normal(0, 12, (size, size, 3)), 0, 255)
-    Image.fromarray(arr.astype(np.uint8)).save(path)
-
-
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+COLORS = dict(list(ALL_COLORS.items())[:4])  # red, green, blue, yellow
 
 
 @pytest.fixture
