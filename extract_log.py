@@ -70,8 +70,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
-__all__ = ["extract", "parse_log_text", "parse_run_path", "harmonic_mean", "summarize", "format_markdown",
-           "write_outputs", "main", "LogWarning"]
+__all__ = ["extract", "collect_runs", "summarize", "parse_log_text", "parse_run_path", "harmonic_mean",
+           "format_markdown", "plot_summary", "write_outputs", "main", "LogWarning", "SkippedLog"]
 
 # ----------------------------------------------------------------------------------------------------------------
 # Constants
@@ -371,7 +371,7 @@ def resolve_split(info: Dict, result: LogResult) -> str:
 
 
 def read_logs(dirpath: str, logs: List[str], info: Dict) -> Dict[str, Tuple[str, LogResult]]:
-    """Parse every log of a run directory; per split keep the newest usable one (warn about the others)."""
+    """Parse every log of a run directory; per split keep the newest usable one (warn about unusable ones)."""
     winners = {}
     for name in logs:  # oldest first, so later ones replace earlier ones
         path = osp.join(dirpath, name)

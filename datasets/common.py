@@ -441,6 +441,14 @@ def load_pickle(path, keys):
     return data
 
 
+def warn_if_foreign(path, items, dataset_dir):
+    """Warn when a cache's (absolute) image paths lie outside ``dataset_dir`` (root moved)."""
+    if items and not items[0].impath.startswith(dataset_dir + os.sep):
+        warnings.warn(f'The cache "{path}" was written for another data root: its images are read '
+                      f'from "{osp.dirname(items[0].impath)}", not from under "{dataset_dir}". '
+                      "Delete it to regenerate it for this root.")
+
+
 def save_pickle(data, path):
     """Pickle ``data`` atomically (temp file + rename). Returns False (with a warning) on OSError."""
     tmp = f"{path}.tmp{os.getpid()}"
@@ -521,7 +529,8 @@ class CoOpDataset(DatasetBase):
     2. Split JSON if present, else :meth:`read_raw_splits` + :func:`save_split`.
     3. ``NUM_SHOTS >= 1``: load or create ``split_fewshot/shot_{K}-seed_{S}.pkl`` (train K per
        class, then val min(K, 4) per class) -- before subsampling, so base/new/all share it.
-    4. The images of everything read are checked in bulk (``DATASET.CHECK_FILES``).
+    4. The images of everything read (split and cache) are checked in bulk
+       (``DATASET.CHECK_FILES``); a new cache is written only after that check passed.
     5. ``subsample_classes(train, val, test)``.
     """
 
@@ -578,10 +587,11 @@ class CoOpDataset(DatasetBase):
         groups = [ImageGroup(split, items, sources[split]) for split, items in
                   (("train", train), ("val", val), ("test", test))]
 
-        train, val, cache_groups = self.fewshot(train, val)
+        train, val, cache_groups, save_cache = self.fewshot(train, val)
         groups += cache_groups
         if cfg_get(cfg, "CHECK_FILES", True):
             verify_files(groups, type(self).__name__, self.section(), self.root, self.dataset_dir)
+        save_cache()  # only once the images are known to exist
 
         subsample = cfg_get(cfg, "SUBSAMPLE_CLASSES", "all")
         train, val, test = subsample_classes(train, val, test, subsample=subsample)
@@ -630,10 +640,14 @@ class CoOpDataset(DatasetBase):
         return osp.join(self.split_fewshot_dir, name)
 
     def fewshot(self, train, val):
-        """Load or create the few-shot cache; returns ``(train, val, cache_groups)``."""
+        """Load or create the few-shot split: ``(train, val, cache_groups, save)``.
+
+        ``cache_groups`` are the lists read from an existing cache (to verify); ``save()`` writes a
+        newly created cache (called after the images were verified; a no-op otherwise).
+        """
         num_shots = self.cfg.DATASET.NUM_SHOTS
         if num_shots < 1:
-            return train, val, []
+            return train, val, [], lambda: None
         sampler = cfg_get(self.cfg, "FEWSHOT_SAMPLER", "per_class")
         if sampler not in FEWSHOT_SAMPLERS:
             raise ValueError(f"DATASET.FEWSHOT_SAMPLER must be one of {list(FEWSHOT_SAMPLERS)}, "
@@ -643,10 +657,11 @@ class CoOpDataset(DatasetBase):
         if osp.exists(path):
             print(f"Loading preprocessed few-shot data from {path}")
             data = load_pickle(path, keys)
+            warn_if_foreign(path, data["train"], self.dataset_dir)
             groups = [ImageGroup(k, data[k], path, is_cache=True) for k in keys]
             if self.fewshot_with_val:
                 val = data["val"]
-            return data["train"], val, groups
+            return data["train"], val, groups, lambda: None
 
         if sampler == "per_class":
             train = self.generate_fewshot_dataset(train, num_shots=num_shots)
@@ -656,9 +671,12 @@ class CoOpDataset(DatasetBase):
         if self.fewshot_with_val:
             val = self.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
             data["val"] = val
-        print(f"Saving preprocessed few-shot data to {path}")
-        save_pickle(data, path)
-        return train, val, []
+
+        def save():
+            print(f"Saving preprocessed few-shot data to {path}")
+            save_pickle(data, path)
+
+        return train, val, [], save
 
     def stratified_order(self, train):
         """``(items, class_ids)`` the stratified sampler sees (GalLoP's order and class numbering).
@@ -708,7 +726,7 @@ class CoOpDataset(DatasetBase):
             report.escalate("error")
             report.lines.append(f"split file {split_path} is missing")
             missing_raw = [r for r in cls.raw_files if not osp.exists(osp.join(dataset_dir, r))]
-            if cls.raw_files and not missing_raw and osp.isdir(image_dir):
+            if not missing_raw and osp.isdir(image_dir):
                 report.status = "warning"
                 report.advice.append(
                     f"Download {cls.split_file} (CoOp's fixed split) into {dataset_dir}. Without it "

@@ -21,7 +21,7 @@ from dassl.utils import listdir_nohidden
 from .common import (
     CoOpDataset, DatasetNotFoundError, DatasetReport, FileIndex, ImageGroup, SplitFileError,
     cfg_get, doc_hint, finish_report, inspect_caches, load_pickle, missing_report, save_pickle,
-    subsample_classes, verify_files,
+    subsample_classes, verify_files, warn_if_foreign,
 )
 
 SHIPPED_CLASSNAMES = osp.join(osp.dirname(osp.abspath(__file__)), "imagenet_classnames.txt")
@@ -113,6 +113,7 @@ class ImageNet(CoOpDataset):
         groups = []
         if osp.exists(self.preprocessed):
             data = load_pickle(self.preprocessed, ("train", "test"))
+            warn_if_foreign(self.preprocessed, data["train"], self.dataset_dir)
             train, test = data["train"], data["test"]
             from_cache = True
         else:
@@ -120,7 +121,7 @@ class ImageNet(CoOpDataset):
             save_pickle({"train": train, "test": test}, self.preprocessed)
             from_cache = False
 
-        train, _, cache_groups = self.fewshot(train, None)
+        train, _, cache_groups, save_cache = self.fewshot(train, None)
         # Images listed from the folders exist by construction; cached lists may be stale.
         if cache_groups:
             groups += cache_groups
@@ -129,7 +130,8 @@ class ImageNet(CoOpDataset):
         if from_cache:
             groups.append(ImageGroup("test", test, self.preprocessed, is_cache=True))
         if groups and cfg_get(cfg, "CHECK_FILES", True):
-            verify_files(groups, "ImageNet", self.section(), self.root, self.image_dir)
+            verify_files(groups, "ImageNet", self.section(), self.root, self.dataset_dir)
+        save_cache()
 
         subsample = cfg_get(cfg, "SUBSAMPLE_CLASSES", "all")
         train, test = subsample_classes(train, test, subsample=subsample)
@@ -270,7 +272,7 @@ class ImageNetVariant(CoOpDataset):
             absent = [f for f in exp_folders if f not in set(subdirs)]
             extra = [f for f in subdirs if f not in set(exp_folders)]
             if absent or extra:
-                report.escalate("error" if absent else "warning")
+                report.escalate("incomplete" if absent else "warning")
                 if absent:
                     report.lines.append(f"{len(absent)} class folder(s) missing: {', '.join(absent[:5])}")
                 if extra:

@@ -9,6 +9,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+os.environ.setdefault("DASSL_ENV_INFO", "short")  # torch's full report takes seconds per train.py run
 os.environ.setdefault("CLIP_WEIGHTS_DIR", osp.join(REPO, "tests", "_no_weights_here"))
 
 from datasets.toy import COLORS as ALL_COLORS, write_image  # noqa: E402,F401

@@ -292,18 +292,24 @@ def test_promptsrc_average_hm():
     assert math.isnan(harmonic_mean(84.26, float("nan")))
 
 
-def test_average_is_hm_of_means_not_mean_of_hms(tmp_path):
-    """Two datasets, old 2-decimal logs, whose means are PromptSRC's 84.26 / 76.10."""
-    values = {"caltech101": (90.00, 60.00), "dtd": (78.52, 92.20)}
-    for dataset, (base, new) in values.items():
-        train_dir = lt.b2n_dir(str(tmp_path), "train_base", dataset, POT, POT_CFG, 1)
+PROMPTSRC_LIKE = {"caltech101": (90.00, 60.00), "dtd": (78.52, 92.20)}  # means: 84.26 / 76.10
+
+
+def build_promptsrc_like(root):
+    """Two datasets, one seed, old 2-decimal logs, whose means are PromptSRC's 84.26 / 76.10."""
+    for dataset, (base, new) in PROMPTSRC_LIKE.items():
+        train_dir = lt.b2n_dir(root, "train_base", dataset, POT, POT_CFG, 1)
         lt.write_log(train_dir, lt.train_log(base, train_dir, dataset=dataset, old_format=True, decimals=2))
-        out = lt.b2n_dir(str(tmp_path), "test_new", dataset, POT, POT_CFG, 1)
+        out = lt.b2n_dir(root, "test_new", dataset, POT, POT_CFG, 1)
         lt.write_log(out, lt.eval_log(new, out, train_dir, LOADEP, dataset=dataset, decimals=2))
+
+
+def test_average_is_hm_of_means_not_mean_of_hms(tmp_path):
+    build_promptsrc_like(str(tmp_path))
     _, summary = extract(str(tmp_path))
     avg = summary[summary.dataset == "Average"].iloc[0]
     assert (round(avg.base, 2), round(avg.new, 2), round(avg.hm, 2)) == (84.26, 76.10, 79.97)
-    mean_of_hms = st.mean(2 * b * n / (b + n) for b, n in values.values())
+    mean_of_hms = st.mean(2 * b * n / (b + n) for b, n in PROMPTSRC_LIKE.values())
     assert round(mean_of_hms, 2) != 79.97
 
 
@@ -335,6 +341,32 @@ def test_skipped_logs_are_warned_by_name(tree):
     got = {(p[p.index("base2new") + 1], p[p.index("base2new") + 2], p[-2], p[-1]) for p in paths}
     assert got == EXPECTED_SKIPPED
     assert len(skipped) == len(EXPECTED_SKIPPED)
+
+
+@pytest.mark.parametrize("path, want", [
+    ("output10.0/base2new/test_new/dtd/shots_16/PromptOT/cfg/seed2",
+     dict(exp="output10.0", protocol="base2new", novel="test_new", dataset="dtd", shots=16, trainer="PromptOT",
+          cfg="cfg", seed=2, path_split="new", task_name="base2new")),
+    ("train_base/dtd/shots_16/PromptOT/cfg/seed1",  # root = the base2new folder
+     dict(exp="", protocol="base2new", novel="train_base", path_split="base", task_name="base2new")),
+    ("output/base2new/train_vis_2/dtd/shots_16/MMP/cfg/seed1", dict(exp="output", novel="train_vis_2",
+                                                                   path_split="base")),
+    ("output/evaluation/ALIGN/cfg_16shots/dtd/seed3", dict(exp="output", protocol="xd", dataset="dtd", shots=16,
+                                                         trainer="ALIGN", cfg="cfg", seed=3)),
+    ("evaluation/ALIGN/cfg_16shots/imagenet_sketch/seed1", dict(protocol="dg", dataset="imagenet_sketch")),
+    ("evaluation/SOTGLP/imagenet_ood/seed1", dict(protocol="ood", dataset="imagenet", cfg="imagenet_ood",
+                                                 path_split="id", shots=None)),
+    ("output/dtd/PromptSRC/vit_b16_c2_ep50_batch4_4+4ctx_few_shot_4shots/seed1",
+     dict(protocol="fewshot", dataset="dtd", shots=4, trainer="PromptSRC", cfg="vit_b16_c2_ep50_batch4_4+4ctx_few_shot")),
+    ("dtd/CoOp/rn50_ep50_2shots/nctx16_cscFalse_ctpend/seed1",
+     dict(protocol="fewshot", shots=2, trainer="CoOp", cfg="rn50_ep50/nctx16_cscFalse_ctpend")),
+    ("fewshot/dtd/MaPLe_2/shots_8/seed1", dict(exp="fewshot", protocol="fewshot", shots=8, trainer="MaPLe_2")),
+    ("output/eurosat/SOTGLP/eurosat_16shots/seed1", dict(protocol="fewshot", cfg="{dataset}", dataset="eurosat")),
+    ("ZeroshotCLIP/vit_b16/dtd", dict(protocol="other", cfg="ZeroshotCLIP/vit_b16/dtd", seed=None)),
+])
+def test_parse_run_path(path, want):
+    info = extract_log.parse_run_path(path.split("/"))
+    assert {k: info[k] for k in want} == want
 
 
 def test_parse_eval_log_epoch_and_block():
@@ -391,14 +423,22 @@ def run_cli(*args):
                           text=True, cwd=REPO, timeout=120)
 
 
-def test_cli_positional_with_plot(tree, tmp_path):
+def test_cli_plot(tmp_path):
+    build_promptsrc_like(str(tmp_path / "output10.0"))
     out = tmp_path / "csv"
-    proc = run_cli(tree["root"], "--output_path", str(out), "--plot")
+    proc = run_cli(str(tmp_path / "output10.0"), "--output_path", str(out), "--plot")
+    assert proc.returncode == 0, proc.stderr
+    assert "| 84.26 " in proc.stdout and "| 79.97 " in proc.stdout
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_positional(tree, tmp_path):
+    out = tmp_path / "csv"
+    proc = run_cli(tree["root"], "--output_path", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "## base2new" in proc.stdout and "warning: skipping" in proc.stderr
-    names = {"results_long.csv", "results_summary.csv", "results_summary.md", "results.png"}
-    assert names <= set(os.listdir(out)) and not [n for n in os.listdir(out) if n.startswith(".tmp-")]
-    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(os.listdir(out)) == {"results_long.csv", "results_summary.csv", "results_summary.md",
+                                    extract_log.MANIFEST_NAME}
     assert (out / "results_summary.md").read_text() in proc.stdout
     got = pd.read_csv(out / "results_summary.csv", keep_default_na=False, na_values=[""])
     want = tree["summary"]

@@ -43,7 +43,7 @@ def merge_from_list(cfg, opts):
         raise ValueError(f"Config overrides must be KEY VALUE pairs, got an odd number of items: {opts}")
     try:
         cfg.merge_from_list(opts)
-    except KeyError as e:
+    except (KeyError, AssertionError) as e:
         msg = e.args[0] if e.args else str(e)
         raise KeyError(f"{msg} (given on the command line)") from None
     except ValueError as e:

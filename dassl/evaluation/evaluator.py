@@ -4,7 +4,6 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, f1_score
 
 from dassl.utils import Registry, check_availability
 
@@ -65,6 +64,8 @@ class Classification(EvaluatorBase):
                 self._per_class_res[label.item()].append(int(matches[i].item()))
 
     def evaluate(self):
+        from sklearn.metrics import f1_score  # imported here: sklearn costs ~3 s at start-up
+
         results = OrderedDict()
         acc = 100.0 * self._correct / self._total
         err = 100.0 - acc
@@ -96,6 +97,8 @@ class Classification(EvaluatorBase):
             print(f"* average: {mean_acc:.1f}%")
             results["perclass_accuracy"] = mean_acc
         if self.cfg.TEST.COMPUTE_CMAT:
+            from sklearn.metrics import confusion_matrix
+
             cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
             save_path = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")
             torch.save(cmat, save_path)

@@ -83,11 +83,22 @@ def read_image(path):
 
 
 def collect_env_info():
-    """torch's environment report plus the Pillow version."""
-    from torch.utils.collect_env import get_pretty_env_info
+    """torch's environment report plus the Pillow version.
+
+    torch's report runs ``pip list``, ``nvidia-smi`` etc. (seconds); with ``DASSL_ENV_INFO=short`` in the
+    environment only the versions are reported (tests and the demo use this).
+    """
+    import platform
+
     import PIL
 
-    env_str = get_pretty_env_info()
+    if os.environ.get("DASSL_ENV_INFO", "") == "short":
+        env_str = (f"PyTorch version: {torch.__version__}\nPython version: {platform.python_version()}\n"
+                   f"Is CUDA available: {torch.cuda.is_available()}")
+    else:
+        from torch.utils.collect_env import get_pretty_env_info
+
+        env_str = get_pretty_env_info()
     env_str += f"\n        Pillow ({PIL.__version__})"
     return env_str
 

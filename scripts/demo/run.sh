@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-python}
+export DASSL_ENV_INFO=${DASSL_ENV_INFO:-short}
 DATA=${DATA_DEMO:-output/demo/data}
 OUT=output/demo/zsclip
 $PY -c "from datasets.toy import write_coop_tree; write_coop_tree('$DATA')"

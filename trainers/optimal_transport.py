@@ -1,0 +1,458 @@
+"""Batched optimal transport on torch tensors: entropic OT (Sinkhorn), exact OT, envelope OT values.
+
+The API follows POT's functional style (``ot.sinkhorn``, ``ot.emd``, ``ot.emd2``) but every function is
+batched over the leading dimensions of ``cost``:
+
+- :func:`sinkhorn` -- entropic OT plans, ``cost [..., m, n] -> plan [..., m, n]``.
+- :func:`exact_ot` -- exact (unregularised) OT plans; on device for small uniform square problems, POT's
+  ``ot.emd`` otherwise.
+- :func:`ot_value` -- ``<plan(cost.detach()), cost>`` with the gradient flowing through ``cost`` only
+  (the envelope gradient used by Prompt-OT, ALIGN and SOT-GLP).
+
+Conventions
+-----------
+- Marginals ``a [..., m]`` and ``b [..., n]`` default to uniform (``1/m``, ``1/n``). An entry with zero mass
+  is *padding*: its row (column) of the plan is zero and the rest of the plan equals the solution of the
+  problem without that entry. This is how sets of different sizes share one batch (pad the cost with any
+  finite value and give the padded entries zero mass).
+- Plans are computed without an autograd graph, in float64 for float64 costs and in float32 otherwise
+  (float16 / bfloat16 costs are upcast). The returned plan has that compute dtype.
+
+Two stop rules are offered by :func:`sinkhorn` (keyword ``stop_rule``):
+
+- ``"tol"`` (default): each problem stops independently once the L1 violation of its row marginal is
+  below ``tol``; the test runs every ``check_every`` iterations, so there is no host sync per iteration.
+- ``"upstream"``: the rule of the released ALIGN / PLOT / SOT-GLP code (see ``stop_rule`` below), for
+  reproducing their plans.
+"""
+import functools
+import itertools
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["sinkhorn", "exact_ot", "ot_value"]
+
+# Largest (max - min) of the row/column-reduced cost over eps for which plain multiplicative updates
+# are used (the kernel exp(-cost/eps) then stays far from under/overflow); beyond it: log-domain.
+KERNEL_MAX_RANGE = {torch.float32: 40.0, torch.float64: 500.0}
+# On CPU, problems are solved in chunks whose kernel (K and its transpose) fits in this many bytes,
+# so that all iterations of a chunk run from cache instead of streaming the whole batch from memory.
+CPU_CHUNK_BYTES = 4 << 20
+# On CPU, batches with at most this many cost entries iterate on NumPy float64 arrays: for tiny
+# problems (Prompt-OT's single 4 x 4 plan per step) torch's per-operation overhead dominates.
+SMALL_NUMPY_NUMEL = 4096
+# Exact OT of uniform square problems up to this size enumerates all permutations on device.
+MAX_PERMUTATION_SIZE = 6
+
+
+# --------------------------------------------------------------------------------------------------
+# input handling
+# --------------------------------------------------------------------------------------------------
+def _compute_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _marginal(x, batch_shape, size, dtype, device):
+    """Marginal ``x`` (``None``, ``[size]`` or ``[..., size]``) as a ``[P, size]`` tensor."""
+    if x is None:
+        return torch.full((math.prod(batch_shape), size), 1.0 / size, dtype=dtype, device=device)
+    x = torch.as_tensor(x).detach().to(device=device, dtype=dtype)
+    if x.shape[-1:] != (size,):
+        raise ValueError(f"marginal of shape {tuple(x.shape)} does not match cost size {size}")
+    if (x < 0).any():
+        raise ValueError("marginals must be non-negative")
+    return torch.broadcast_to(x, batch_shape + (size,)).reshape(-1, size)
+
+
+def _prepare(cost, a, b):
+    """Flatten ``cost [..., m, n]`` to ``[P, m, n]`` in the compute dtype, with ``a [P, m]``, ``b [P, n]``.
+
+    Returns ``(C, a, b, batch_shape, padded)``; ``padded`` says whether any marginal entry is zero.
+    """
+    if cost.dim() < 2:
+        raise ValueError("cost must have shape [..., m, n]")
+    batch_shape, (m, n) = tuple(cost.shape[:-2]), cost.shape[-2:]
+    dtype = _compute_dtype(cost.dtype)
+    C = cost.detach().to(dtype).reshape(-1, m, n)
+    a_ = _marginal(a, batch_shape, m, dtype, cost.device)
+    b_ = _marginal(b, batch_shape, n, dtype, cost.device)
+    padded = (a is not None and bool((a_ == 0).any())) or (b is not None and bool((b_ == 0).any()))
+    return C, a_, b_, batch_shape, padded
+
+
+def _valid(a, b):
+    """``[P, m, n]`` mask of the entries whose row and column both carry mass."""
+    return (a > 0)[:, :, None] & (b > 0)[:, None, :]
+
+
+def _reduced_cost(C, a, b, padded):
+    """Row- then column-reduced cost ``[P, m, n]``: min 0 in every valid row and column, 0 on padding.
+
+    Subtracting row and column constants leaves the entropic plan unchanged; it is the stabilisation
+    that keeps ``exp(-cost/eps)`` in range (the constants are absorbed dual potentials).
+    """
+    if not padded:
+        C = C - C.amin(-1, keepdim=True)
+        return C - C.amin(-2, keepdim=True)
+    valid = _valid(a, b)
+    C = C.masked_fill(~valid, math.inf)
+    row = C.amin(-1, keepdim=True)
+    C = C - torch.where(torch.isinf(row), 0.0, row)
+    col = C.amin(-2, keepdim=True)
+    C = C - torch.where(torch.isinf(col), 0.0, col)
+    return C.masked_fill(~valid, 0.0)
+
+
+def _chunks(problems, bytes_per_problem, device):
+    """Split ``problems`` (a slice or an index tensor) into chunks that fit the CPU cache budget."""
+    total = problems.stop - problems.start if isinstance(problems, slice) else len(problems)
+    size = total if device.type != "cpu" else max(1, CPU_CHUNK_BYTES // max(1, bytes_per_problem))
+    for s in range(0, total, size):
+        if isinstance(problems, slice):
+            yield slice(problems.start + s, min(problems.start + s + size, problems.stop))
+        else:
+            yield problems[s:s + size]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sinkhorn iterations (stop rule "tol")
+# --------------------------------------------------------------------------------------------------
+def _matvec(A, x):
+    """``x [P, k]`` times ``A [P, k, l]`` -> ``[P, l]`` (torch or NumPy arrays)."""
+    return (x[:, None, :] @ A)[:, 0, :]
+
+
+def _kernel_step(state, data, need_err):
+    """One multiplicative Sinkhorn iteration: ``u = a / (K v)``, then ``v = b / (K^T u)``.
+
+    state ``(u [P, m], v [P, n])``; data ``(K [P, m, n], KT [P, n, m], a [P, m], b [P, n])``.
+    Returns the new state and, if ``need_err``, the L1 row-marginal violation ``[P]`` of the *old* state.
+    """
+    u, v = state
+    K, KT, a, b = data
+    Kv = _matvec(KT, v)
+    err = abs(u * Kv - a).sum(-1) if need_err else None
+    u = a / Kv
+    return (u, b / _matvec(K, u)), err
+
+
+def _log_step(state, data, need_err):
+    """One log-domain Sinkhorn iteration on log-scalings ``f = log u [P, m]``, ``g = log v [P, n]``.
+
+    data ``(logK [P, m, n], log a [P, m], log b [P, n], a [P, m])``; same return values as
+    :func:`_kernel_step`.
+    """
+    f, g = state
+    logK, loga, logb, a = data
+    lse = torch.logsumexp(logK + g[:, None, :], dim=-1)
+    err = (torch.exp(f + lse) - a).abs().sum(-1) if need_err else None
+    f = loga - lse
+    return (f, logb - torch.logsumexp(logK + f[:, :, None], dim=-2)), err
+
+
+def _iterate(step, state, data, out, *, max_iter, tol, check_every):
+    """Iterate ``step`` until every problem converges; results are written into ``out``.
+
+    ``state`` / ``data``: tuples of ``[P, ...]`` arrays (torch or NumPy). Every ``check_every`` iterations
+    the problems whose error is below ``tol`` (or not finite) are frozen with their current state and
+    removed from the batch. ``out = (states, n_iter [P], err [P])`` receives, per problem, the final state,
+    the number of iterations done and the final error (NaN/inf flags a numerical failure).
+    """
+    out_state, out_iter, out_err = out
+    if isinstance(out_iter, np.ndarray):
+        idx = np.arange(len(out_iter))
+    else:
+        idx = torch.arange(len(out_iter), device=out_iter.device)
+
+    def freeze(sel, it, err):
+        for o, s in zip(out_state, state):
+            o[idx[sel]] = s[sel]
+        out_iter[idx[sel]] = it
+        out_err[idx[sel]] = err[sel]
+
+    for it in range(max_iter + 1):
+        check = it == max_iter or (it > 0 and it % check_every == 0)
+        new_state, err = step(state, data, check)
+        if not check:
+            state = new_state
+            continue
+        stop = ~(err >= tol) | (it == max_iter)  # converged, NaN error (numerical failure) or cap
+        if stop.any():
+            freeze(stop, it, err)
+            if stop.all():
+                return
+            keep = ~stop
+            new_state = tuple(s[keep] for s in new_state)
+            data = tuple(d[keep] for d in data)
+            idx = idx[keep]
+        state = new_state
+
+
+def _solve_kernel(Ct, a, b, eps, opts):
+    """Multiplicative Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
+    small = Ct.device.type == "cpu" and Ct.numel() <= SMALL_NUMPY_NUMEL
+    K = torch.exp(Ct.double() / -eps) if small else torch.exp(Ct / -eps)
+    KT = K.transpose(1, 2)
+    KT = KT.contiguous() if K.device.type == "cpu" else KT
+    data = (K, KT, a.to(K.dtype), b.to(K.dtype))
+    state = ((a > 0).to(K.dtype), (b > 0).to(K.dtype))
+    if small:
+        data = tuple(x.numpy() for x in data)
+        state = tuple(x.numpy() for x in state)
+        out = ([s.copy() for s in state], np.zeros(len(Ct), dtype=np.int64), np.zeros(len(Ct)))
+    else:
+        out = ([s.clone() for s in state], torch.zeros(len(Ct), dtype=torch.long, device=Ct.device),
+               torch.zeros(len(Ct), dtype=Ct.dtype, device=Ct.device))
+    _iterate(_kernel_step, state, data, out, **opts)
+    (u, v), n_iter, err = [torch.as_tensor(x, device=Ct.device) for x in out[0]], out[1], out[2]
+    plan = (u[:, :, None] * K * v[:, None, :]).to(Ct.dtype)
+    return plan, torch.as_tensor(n_iter, device=Ct.device), torch.as_tensor(err, device=Ct.device)
+
+
+def _solve_log(Ct, a, b, eps, opts):
+    """Log-domain Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
+    logK = Ct / -eps
+    loga, logb = torch.log(a), torch.log(b)  # -inf on padding -> zero plan rows / columns
+    state = (torch.where(a > 0, 0.0, -math.inf).to(Ct.dtype), torch.where(b > 0, 0.0, -math.inf).to(Ct.dtype))
+    out = ([s.clone() for s in state], torch.zeros(len(Ct), dtype=torch.long, device=Ct.device),
+           torch.zeros(len(Ct), dtype=Ct.dtype, device=Ct.device))
+    _iterate(_log_step, state, (logK, loga, logb, a), out, **opts)
+    (f, g), n_iter, err = out
+    return torch.exp(logK + f[:, :, None] + g[:, None, :]), n_iter, err
+
+
+def _sinkhorn_tol(C, a, b, eps, method, padded, opts):
+    """Stop rule "tol" on ``C [P, m, n]``. Returns ``plan [P, m, n]`` and a log dict of ``[P]`` tensors."""
+    P, m, n = C.shape
+    Ct = _reduced_cost(C, a, b, padded)
+    if method == "auto":
+        use_log = Ct.amax((1, 2)) > KERNEL_MAX_RANGE[C.dtype] * eps
+    else:
+        use_log = torch.full((P,), method == "log", device=C.device)
+    plan = torch.zeros_like(C)
+    n_iter = torch.zeros(P, dtype=torch.long, device=C.device)
+    err = torch.zeros(P, dtype=C.dtype, device=C.device)
+    log_idx = torch.nonzero(use_log)[:, 0]
+    if len(log_idx) == 0:
+        parts = [(_solve_kernel, slice(0, P))]
+    elif len(log_idx) == P:
+        parts = [(_solve_log, slice(0, P))]
+    else:
+        parts = [(_solve_kernel, torch.nonzero(~use_log)[:, 0]), (_solve_log, log_idx)]
+    for solve, problems in parts:
+        for p in _chunks(problems, 2 * m * n * C.element_size(), C.device):
+            plan[p], n_iter[p], err[p] = solve(Ct[p], a[p], b[p], eps, opts)
+    failed = ~use_log & ~torch.isfinite(err)  # kernel under/overflow: redo these in the log domain
+    if failed.any():
+        p = torch.nonzero(failed)[:, 0]
+        plan[p], n_iter[p], err[p] = _solve_log(Ct[p], a[p], b[p], eps, opts)
+        use_log = use_log | failed
+    return plan, {"n_iter": n_iter, "err": err, "log_domain": use_log, "converged": err < opts["tol"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# Sinkhorn iterations (stop rule "upstream")
+# --------------------------------------------------------------------------------------------------
+def _sinkhorn_upstream(C, a, b, eps, n_groups, *, max_iter, tol, check_every):
+    """The released ALIGN / PLOT / SOT-GLP loop on ``C [P, m, n]``, vectorised over ``n_groups`` calls.
+
+    Per call (a contiguous group of ``P / n_groups`` problems): ``r = 1``, ``c = 1``; repeat at most
+    ``max_iter`` times ``r <- a / (K c)``, ``c <- b / (K^T r)`` with ``K = exp(-C / eps)`` (no cost shift:
+    the stop test depends on the scale of ``r``); stop after the first iteration where the mean of
+    ``|r - r_prev|`` over the call's valid rows is below ``tol``. Plan ``diag(r) K diag(c)``; a call whose
+    plan has a NaN returns its kernel ``K`` instead (upstream's fallback), flagged in the log.
+    """
+    P, m, n = C.shape
+    rows, cols = a > 0, b > 0
+    valid = _valid(a, b)
+    K = torch.exp(C.masked_fill(~valid, 0.0) / -eps)  # padding: K = 1, but r, c are 0 there
+    KT = K.transpose(1, 2)
+    KT = KT.contiguous() if K.device.type == "cpu" else KT
+    group_size = P // n_groups
+    r, c = rows.to(C.dtype), cols.to(C.dtype)
+    count = rows.reshape(n_groups, -1).sum(-1).clamp_min(1)
+    active = torch.ones(n_groups, dtype=torch.bool, device=C.device)
+    n_iter = torch.zeros(n_groups, dtype=torch.long, device=C.device)
+    for it in range(1, max_iter + 1):
+        r_new = a / _matvec(KT, c)
+        c_new = b / _matvec(K, r_new)
+        change = (r_new - r).abs().reshape(n_groups, -1).sum(-1) / count
+        live = active.repeat_interleave(group_size)[:, None]
+        r, c = torch.where(live, r_new, r), torch.where(live, c_new, c)
+        n_iter += active
+        active = active & ~(change < tol)
+        if it % check_every == 0 and not bool(active.any()):
+            break
+    plan = r[:, :, None] * K * c[:, None, :]
+    fallback = torch.isnan(plan).reshape(n_groups, -1).any(-1)
+    if fallback.any():
+        plan = torch.where(fallback.repeat_interleave(group_size)[:, None, None], K * valid, plan)
+    expand = lambda x: x.repeat_interleave(group_size)  # noqa: E731  (per call -> per problem)
+    return plan, {"n_iter": expand(n_iter), "fallback": expand(fallback), "converged": expand(~active)}
+
+
+# --------------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------------
+def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto", stop_rule="tol",
+             call_dims=0, check_every=10, log=False):
+    r"""Entropic OT plans of a batch of problems (POT's ``ot.sinkhorn``, batched).
+
+    Solves, for every problem of the batch,
+    :math:`\min_{T \ge 0,\ T 1 = a,\ T^\top 1 = b} \langle T, C\rangle + \varepsilon \sum T \log T`.
+
+    Parameters
+    ----------
+    cost : tensor ``[..., m, n]``
+        Cost matrices; any leading dimensions are batch dimensions. Any float dtype (half types are
+        computed in float32). No gradient flows into the plan.
+    a, b : tensor ``[..., m]`` / ``[..., n]`` (or ``[m]`` / ``[n]``, broadcast), optional
+        Marginals; uniform when None. Zero entries are padding (zero plan rows / columns).
+    eps : float
+        Entropic regularisation (> 0), in the units of ``cost``.
+    max_iter : int, optional
+        Iteration cap; default 1000 (``"tol"``) or 100 (``"upstream"``).
+    tol : float, optional
+        ``"tol"``: L1 violation of the row marginal (column marginals are exact after each iteration) at
+        which a problem stops, default 1e-6. ``"upstream"``: threshold on the mean ``|r - r_prev|``,
+        default 1e-2.
+    method : ``"auto"`` | ``"kernel"`` | ``"log"``
+        ``"tol"`` rule only. ``"kernel"``: multiplicative updates on ``exp(-C~/eps)``, where ``C~`` is the
+        cost minus its row and column minima; ``"log"``: log-domain updates (logsumexp). ``"auto"``
+        chooses per problem: kernel when ``max C~ / eps`` is at most ``KERNEL_MAX_RANGE[dtype]``
+        (40 in float32, 500 in float64), log-domain otherwise and for any kernel problem whose scalings
+        became non-finite.
+    stop_rule : ``"tol"`` | ``"upstream"``
+        ``"tol"``: per-problem convergence, checked every ``check_every`` iterations (the only host syncs).
+        ``"upstream"``: fidelity switch reproducing the Sinkhorn routine of ALIGN (``mmp.py``), PLOT and
+        SOT-GLP: multiplicative updates on the unshifted kernel ``exp(-C/eps)`` from ``r = c = 1``
+        (``r <- a / (K c)``, then ``c <- b / (K^T r)``), stop after the first iteration where the *mean
+        over the call* of ``|r - r_prev|`` is below ``tol`` (1e-2), at most ``max_iter`` (100) iterations,
+        plan ``diag(r) K diag(c)``; a call whose plan contains NaN returns ``K`` (upstream fallback;
+        flagged in the log). Computed in float32/float64 (upstream runs fp16 under amp, so iteration
+        counts can differ there).
+    call_dims : int
+        ``"upstream"`` only: the first ``call_dims`` batch dimensions index separate upstream calls, each
+        with its own stop test; the remaining batch dimensions and the rows are pooled in the mean.
+        0 (default): the whole batch is one call (PLOT, SOT-GLP, ALIGN prompt level). ALIGN's token level
+        on ``cost [B, C, M*N, P, L]`` is ``call_dims=2`` (one call per image and class).
+    check_every : int
+        Iterations between convergence checks (host syncs on GPU).
+    log : bool
+        Also return a dict of per-problem tensors of shape ``[...]``: ``n_iter``, ``converged`` and, for
+        ``"tol"``, ``err`` (final error) and ``log_domain``; for ``"upstream"``, ``fallback``.
+
+    Returns
+    -------
+    plan : tensor ``[..., m, n]`` (float32, or float64 for float64 costs), or ``(plan, log)``.
+    """
+    if not eps > 0:
+        raise ValueError("eps must be > 0")
+    if method not in ("auto", "kernel", "log"):
+        raise ValueError(f"unknown method {method!r}")
+    C, a_, b_, batch_shape, padded = _prepare(cost, a, b)
+    if stop_rule == "tol":
+        opts = dict(max_iter=1000 if max_iter is None else max_iter, tol=1e-6 if tol is None else tol,
+                    check_every=check_every)
+        with torch.no_grad():
+            plan, info = _sinkhorn_tol(C, a_, b_, eps, method, padded, opts)
+    elif stop_rule == "upstream":
+        if method == "log":
+            raise ValueError('stop_rule="upstream" uses multiplicative updates only')
+        n_groups = math.prod(batch_shape[:call_dims])
+        with torch.no_grad():
+            plan, info = _sinkhorn_upstream(
+                C, a_, b_, eps, n_groups, max_iter=100 if max_iter is None else max_iter,
+                tol=1e-2 if tol is None else tol, check_every=check_every)
+    else:
+        raise ValueError(f"unknown stop_rule {stop_rule!r}")
+    plan = plan.reshape(cost.shape)
+    if not log:
+        return plan
+    return plan, {k: v.reshape(batch_shape) for k, v in info.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _permutation_plans(n, dtype, device):
+    """All ``n!`` permutation plans ``[n!, n, n]`` (entries 1/n) and their flat 0/1 form ``[n*n, n!]``."""
+    perms = torch.tensor(list(itertools.permutations(range(n))), device=device)
+    plans = torch.zeros(len(perms), n, n, dtype=dtype, device=device)
+    plans[torch.arange(len(perms), device=device)[:, None], torch.arange(n, device=device), perms] = 1.0
+    return plans / n, plans.reshape(len(perms), n * n).T.contiguous()
+
+
+def _exact_pot(C, a, b):
+    """Exact plans of ``C [P, m, n]`` with POT's network simplex (``ot.emd``), problem by problem on CPU."""
+    import ot
+
+    plan = torch.zeros(C.shape, dtype=torch.float64)
+    C64, a64, b64 = (x.double().cpu() for x in (C, a, b))
+    for p in range(len(C64)):
+        rows, cols = torch.nonzero(a64[p] > 0)[:, 0], torch.nonzero(b64[p] > 0)[:, 0]
+        sub = C64[p][rows][:, cols].numpy()
+        plan[p, rows[:, None], cols] = torch.from_numpy(ot.emd(a64[p, rows].numpy(), b64[p, cols].numpy(), sub))
+    return plan.to(device=C.device, dtype=C.dtype)
+
+
+def exact_ot(cost, a=None, b=None):
+    r"""Exact (unregularised) OT plans of a batch of problems (POT's ``ot.emd``, batched).
+
+    Parameters
+    ----------
+    cost : tensor ``[..., m, n]``
+        Cost matrices (no gradient flows into the plan).
+    a, b : tensor ``[..., m]`` / ``[..., n]``, optional
+        Marginals; uniform when None. Zero entries are padding.
+
+    Returns
+    -------
+    plan : tensor ``[..., m, n]`` (float32, or float64 for float64 costs) on ``cost.device``.
+
+    With uniform marginals (``a = b = None``) and ``m = n <= MAX_PERMUTATION_SIZE`` (6) the optimum is a
+    permutation matrix / n (a vertex of the Birkhoff polytope); it is found on device by evaluating all
+    ``n!`` permutations with one matmul (Prompt-OT's batch of 4 is a 4 x 4 assignment). With ties the
+    chosen vertex may differ from POT's (same cost). Otherwise each problem goes to ``ot.emd`` on CPU.
+    """
+    m, n = cost.shape[-2:]
+    with torch.no_grad():
+        if a is None and b is None and m == n and 1 <= n <= MAX_PERMUTATION_SIZE:
+            dtype = _compute_dtype(cost.dtype)
+            plans, flat = _permutation_plans(n, dtype, cost.device)
+            best = (cost.detach().to(dtype).reshape(-1, n * n) @ flat).argmin(-1)
+            return plans[best].reshape(cost.shape)
+        C, a_, b_, _, _ = _prepare(cost, a, b)
+        return _exact_pot(C, a_, b_).reshape(cost.shape)
+
+
+def ot_value(cost, a=None, b=None, *, method="exact", return_plan=False, **sinkhorn_kwargs):
+    r"""OT value ``<T*, cost>`` per problem, with the envelope gradient (through ``cost`` only).
+
+    ``T* = exact_ot(cost.detach(), a, b)`` (``method="exact"``) or
+    ``sinkhorn(cost.detach(), a, b, **sinkhorn_kwargs)`` (``method="sinkhorn"``) is a constant, so
+    ``d value / d cost = T*`` -- the gradient of the exact OT value, and of the entropic OT objective
+    ``<T, C> + eps sum T log T`` at its optimum (envelope theorem). This is what Prompt-OT, ALIGN and
+    SOT-GLP back-propagate.
+
+    Parameters
+    ----------
+    cost : tensor ``[..., m, n]`` (may require grad)
+    a, b : marginals as in :func:`sinkhorn` (no gradient)
+    method : ``"exact"`` | ``"sinkhorn"``
+
+    Returns
+    -------
+    value : tensor ``[...]`` (dtype of the plan: float32, or float64 for float64 costs), and the plan
+    ``[..., m, n]`` if ``return_plan``.
+    """
+    if method == "exact":
+        if sinkhorn_kwargs:
+            raise TypeError(f"unexpected arguments for exact OT: {sorted(sinkhorn_kwargs)}")
+        plan = exact_ot(cost.detach(), a, b)
+    elif method == "sinkhorn":
+        plan = sinkhorn(cost.detach(), a, b, **sinkhorn_kwargs)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    value = (plan * cost.to(plan.dtype)).sum((-2, -1))
+    return (value, plan) if return_plan else value
