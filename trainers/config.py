@@ -48,6 +48,26 @@ def extend_cfg(cfg):
     cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9
     cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9
 
+    # Prompt-OT (fork of PromptSRC: same upstream keys and defaults; project keys after them, promptot.md §8.5)
+    cfg.TRAINER.PROMPTOT = CN()
+    cfg.TRAINER.PROMPTOT.N_CTX_VISION = 4
+    cfg.TRAINER.PROMPTOT.N_CTX_TEXT = 4
+    cfg.TRAINER.PROMPTOT.CTX_INIT = "a photo of a"
+    cfg.TRAINER.PROMPTOT.PREC = "fp16"
+    cfg.TRAINER.PROMPTOT.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.PROMPTOT.PROMPT_DEPTH_TEXT = 9
+    cfg.TRAINER.PROMPTOT.TEXT_LOSS_WEIGHT = 25  # upstream key, unused by Prompt-OT
+    cfg.TRAINER.PROMPTOT.IMAGE_LOSS_WEIGHT = 10  # upstream key, unused by Prompt-OT
+    cfg.TRAINER.PROMPTOT.GPA_MEAN = 15  # upstream key, unused by Prompt-OT
+    cfg.TRAINER.PROMPTOT.GPA_STD = 1  # upstream key, unused by Prompt-OT
+    cfg.TRAINER.PROMPTOT.LAMBDA = 10.0  # weight of the OT term (upstream --div)
+    cfg.TRAINER.PROMPTOT.OT_SOLVER = "emd"  # emd | hungarian | sinkhorn
+    cfg.TRAINER.PROMPTOT.OT_EPS = 0.0  # entropic regularisation, sinkhorn only (> 0 there)
+    cfg.TRAINER.PROMPTOT.OT_ITERS = 10  # sinkhorn iteration cap
+    cfg.TRAINER.PROMPTOT.OT_COST_SCALE = 0.5  # eta1: cost = scale * squared L2
+    cfg.TRAINER.PROMPTOT.OT_MODALITY_WEIGHTS = (1.0, 1.0)  # image, text parts of the squared distance
+    cfg.TRAINER.PROMPTOT.ZS_TEXT = "template0"  # template0 | ensemble60
+
     # Datasets (DATASET.SUBSAMPLE_CLASSES from CoOp; the others are project keys, datasets.md §12)
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new
     cfg.DATASET.FEWSHOT_SAMPLER = "per_class"  # per_class | stratified_proportional
