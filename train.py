@@ -20,6 +20,10 @@ from dassl.utils import collect_env_info, set_random_seed, setup_logger
 
 # Registration side effects: every dataset and trainer becomes available by name.
 import datasets  # noqa: F401
+import trainers.coop  # noqa: F401
+import trainers.ivlp  # noqa: F401
+import trainers.promptot  # noqa: F401
+import trainers.promptsrc  # noqa: F401
 import trainers.zsclip  # noqa: F401
 from trainers.config import extend_cfg
 
@@ -71,6 +75,8 @@ def setup_cfg(args):
         merge_from_file(cfg, args.config_file)
     reset_cfg(cfg, args)
     merge_from_list(cfg, args.opts or [])
+    if args.div is not None:  # Prompt-OT's --div: lambda, applied after all merges as upstream
+        cfg.TRAINER.PROMPTOT.LAMBDA = args.div
     cfg.freeze()
     return cfg
 
@@ -117,6 +123,8 @@ def build_parser():
     parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("--div", type=float, default=None,
+                        help="Prompt-OT's lambda; overrides TRAINER.PROMPTOT.LAMBDA when given")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command-line")
     return parser

@@ -26,9 +26,13 @@ STATUS_TAG = {
 
 
 def dataset_names():
+    """The 19 datasets of this package, then any other registered dataset that can be inspected."""
     import datasets  # registers everything
 
-    return list(datasets.ALL_DATASETS)
+    names = list(datasets.ALL_DATASETS)
+    names += [n for n in DATASET_REGISTRY.registered_names()
+              if n not in names and callable(getattr(DATASET_REGISTRY.get(n), "inspect", None))]
+    return names
 
 
 def check_root(root, names=None, open_images=False):
@@ -39,7 +43,14 @@ def check_root(root, names=None, open_images=False):
     reports = []
     for name in names:
         cls = DATASET_REGISTRY.get(name)
-        report = cls.inspect(root)
+        try:
+            report = cls.inspect(root)
+        except Exception as e:  # an unexpected layout must not stop the other checks
+            from .common import DatasetReport
+
+            report = DatasetReport(name, root, status="error",
+                                   lines=[f"could not be checked: {type(e).__name__}: {e}"],
+                                   advice=[f'Compare with DATASETS.md, section "{name}".'])
         if open_images and report.status not in ("missing", "error"):
             _open_all(cls, root, report)
         reports.append(report)
@@ -127,7 +138,9 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="the data root (DATASET.ROOT, $DATA)")
     parser.add_argument("names", nargs="*", help="dataset names (DATASET.NAME); default: all")
     parser.add_argument("--open", action="store_true",
-                        help="also open every present image (slow) to find unreadable files")
+                        help="also open every present image (slow) to find unreadable files; the "
+                             "dataset is built as a run would build it (this may write the split "
+                             "file or imagenet/preprocessed.pkl)")
     args = parser.parse_args(argv)
 
     known = dataset_names()

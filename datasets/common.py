@@ -17,14 +17,16 @@ on the folder helpers here). This module holds, once:
 
 Datum objects are created without ``stat`` (see ``dassl.data.datasets.base_dataset.Datum``).
 """
+import contextlib
 import difflib
+import gc
 import math
 import os
 import os.path as osp
 import pickle
 import random
 import warnings
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -213,9 +215,27 @@ def verify_files(groups, name, section, root=None, expected_dir=None):
 SPLIT_KEYS = ("train", "val", "test")
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector while millions of objects are created.
+
+    Building a 1.28 M-entry split allocates millions of lists / Datum objects; each allocation
+    burst triggers generational collections that re-scan the whole (growing) heap, which costs
+    more than the parsing itself. Nothing created here forms reference cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _load_json(filepath):
     try:
-        return read_json(filepath)
+        with gc_paused():
+            return read_json(filepath)
     except ValueError as e:  # json.JSONDecodeError
         raise SplitFileError(f'Cannot parse the split file "{filepath}": {e}. Re-download it or '
                              "delete it (the dataset then creates a new split if it can).") from e
@@ -232,16 +252,23 @@ def read_split(filepath, path_prefix):
         keys = list(split) if isinstance(split, dict) else type(split).__name__
         raise SplitFileError(f'The split file "{filepath}" must be a JSON object with keys '
                              f'"train", "val", "test"; found {keys}.')
-    join = osp.join
     out = []
-    for key in SPLIT_KEYS:
-        try:
-            out.append([Datum(impath=join(path_prefix, impath), label=int(label), classname=classname)
-                        for impath, label, classname in split[key]])
-        except (TypeError, ValueError) as e:
-            raise SplitFileError(f'The "{key}" list of the split file "{filepath}" must hold '
-                                 f"[relative_path, label, classname] entries: {e}") from e
+    with gc_paused():
+        for key in SPLIT_KEYS:
+            try:
+                out.append(_to_datums(split[key], path_prefix))
+            except (TypeError, ValueError, AttributeError) as e:
+                raise SplitFileError(f'The "{key}" list of the split file "{filepath}" must hold '
+                                     f"[relative_path, label, classname] entries: {e}") from e
     return tuple(out)
+
+
+def _to_datums(entries, path_prefix):
+    """``Datum(join(path_prefix, rel), int(label), classname)`` per entry (fast ``join``)."""
+    head = path_prefix if path_prefix.endswith(os.sep) or not path_prefix else path_prefix + os.sep
+    # os.path.join(prefix, rel) is prefix + sep + rel unless rel is absolute
+    return [Datum(impath=rel if rel.startswith(os.sep) else head + rel, label=int(label),
+                  classname=classname) for rel, label, classname in entries]
 
 
 def _relative(impath, path_prefix):
@@ -429,7 +456,7 @@ def fewshot_cache_name(num_shots, seed, sampler="per_class", suffix=""):
 def load_pickle(path, keys):
     """Load a cache pickle and check it is a dict with ``keys`` (errors name the file)."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, gc_paused():
             data = pickle.load(f)
     except Exception as e:  # truncated file, foreign class path, ...
         raise SplitFileError(f'Cannot read the cache "{path}": {e}. Delete it and rerun to '
@@ -583,18 +610,20 @@ class CoOpDataset(DatasetBase):
             warnings.warn(f'Cannot create "{self.split_fewshot_dir}" ({e}); few-shot caches will '
                           "not be written.")
 
-        train, val, test, sources = self.read_splits()
-        groups = [ImageGroup(split, items, sources[split]) for split, items in
-                  (("train", train), ("val", val), ("test", test))]
+        with gc_paused():  # millions of small acyclic objects for the largest splits
+            train, val, test, sources = self.read_splits()
+            groups = [ImageGroup(split, items, sources[split]) for split, items in
+                      (("train", train), ("val", val), ("test", test))]
 
-        train, val, cache_groups, save_cache = self.fewshot(train, val)
-        groups += cache_groups
-        if cfg_get(cfg, "CHECK_FILES", True):
-            verify_files(groups, type(self).__name__, self.section(), self.root, self.dataset_dir)
-        save_cache()  # only once the images are known to exist
+            train, val, cache_groups, save_cache = self.fewshot(train, val)
+            groups += cache_groups
+            if cfg_get(cfg, "CHECK_FILES", True):
+                verify_files(groups, type(self).__name__, self.section(), self.root,
+                             self.dataset_dir)
+            save_cache()  # only once the images are known to exist
 
-        subsample = cfg_get(cfg, "SUBSAMPLE_CLASSES", "all")
-        train, val, test = subsample_classes(train, val, test, subsample=subsample)
+            subsample = cfg_get(cfg, "SUBSAMPLE_CLASSES", "all")
+            train, val, test = subsample_classes(train, val, test, subsample=subsample)
         super().__init__(train_x=train, val=val, test=test)
 
     def check_layout(self):
@@ -701,12 +730,17 @@ class CoOpDataset(DatasetBase):
 
     # ---- checker -----------------------------------------------------------------------------
     @classmethod
-    def inspect(cls, root, deep=False):
+    def inspect(cls, root):
         """Checker report for this dataset under ``root`` (no image is opened)."""
         dataset_dir, image_dir, split_path = cls.paths(root)
         report = DatasetReport(cls.__name__, dataset_dir)
         if not osp.isdir(dataset_dir):
             return missing_report(report, cls.section(), root, dataset_dir)
+        if cls.image_subdir and not osp.isdir(image_dir):
+            report.escalate("error")
+            similar = _similar_entries(dataset_dir, image_dir)
+            report.lines.append(f"image folder missing: {image_dir}"
+                                + (f" (found: {', '.join(similar)}; rename it)" if similar else ""))
         if split_path and osp.isfile(split_path):
             try:
                 split = _load_json(split_path)
@@ -798,7 +832,7 @@ def inspect_caches(report, dataset_dir, image_dir):
     stale = []
     for path in caches:
         try:
-            with open(path, "rb") as f:
+            with open(path, "rb") as f, gc_paused():
                 data = pickle.load(f)
             first = next(iter(data["train"])).impath
         except Exception as e:
@@ -827,7 +861,3 @@ def read_lines(path):
     """Non-empty stripped lines of a text file."""
     with open(path, "r") as f:
         return [line.strip() for line in f if line.strip()]
-
-
-def ordered_unique(seq):
-    return list(OrderedDict.fromkeys(seq))

@@ -20,7 +20,7 @@ from dassl.utils import listdir_nohidden
 
 from .common import (
     CoOpDataset, DatasetNotFoundError, DatasetReport, FileIndex, ImageGroup, SplitFileError,
-    cfg_get, doc_hint, finish_report, inspect_caches, load_pickle, missing_report, save_pickle,
+    cfg_get, doc_hint, finish_report, gc_paused, inspect_caches, load_pickle, missing_report, save_pickle,
     subsample_classes, verify_files, warn_if_foreign,
 )
 
@@ -110,31 +110,32 @@ class ImageNet(CoOpDataset):
             warnings.warn(f'Cannot create "{self.split_fewshot_dir}" ({e}); caches will not be '
                           "written.")
 
-        groups = []
-        if osp.exists(self.preprocessed):
-            data = load_pickle(self.preprocessed, ("train", "test"))
-            warn_if_foreign(self.preprocessed, data["train"], self.dataset_dir)
-            train, test = data["train"], data["test"]
-            from_cache = True
-        else:
-            train, test = self.read_folders()
-            save_pickle({"train": train, "test": test}, self.preprocessed)
-            from_cache = False
+        with gc_paused():  # 1.33 M Datum objects: no cyclic GC passes while building them
+            groups = []
+            if osp.exists(self.preprocessed):
+                data = load_pickle(self.preprocessed, ("train", "test"))
+                warn_if_foreign(self.preprocessed, data["train"], self.dataset_dir)
+                train, test = data["train"], data["test"]
+                from_cache = True
+            else:
+                train, test = self.read_folders()
+                save_pickle({"train": train, "test": test}, self.preprocessed)
+                from_cache = False
 
-        train, _, cache_groups, save_cache = self.fewshot(train, None)
-        # Images listed from the folders exist by construction; cached lists may be stale.
-        if cache_groups:
-            groups += cache_groups
-        elif from_cache:
-            groups.append(ImageGroup("train", train, self.preprocessed, is_cache=True))
-        if from_cache:
-            groups.append(ImageGroup("test", test, self.preprocessed, is_cache=True))
-        if groups and cfg_get(cfg, "CHECK_FILES", True):
-            verify_files(groups, "ImageNet", self.section(), self.root, self.dataset_dir)
-        save_cache()
+            train, _, cache_groups, save_cache = self.fewshot(train, None)
+            # Images listed from the folders exist by construction; cached lists may be stale.
+            if cache_groups:
+                groups += cache_groups
+            elif from_cache:
+                groups.append(ImageGroup("train", train, self.preprocessed, is_cache=True))
+            if from_cache:
+                groups.append(ImageGroup("test", test, self.preprocessed, is_cache=True))
+            if groups and cfg_get(cfg, "CHECK_FILES", True):
+                verify_files(groups, "ImageNet", self.section(), self.root, self.dataset_dir)
+            save_cache()
 
-        subsample = cfg_get(cfg, "SUBSAMPLE_CLASSES", "all")
-        train, test = subsample_classes(train, test, subsample=subsample)
+            subsample = cfg_get(cfg, "SUBSAMPLE_CLASSES", "all")
+            train, test = subsample_classes(train, test, subsample=subsample)
         super(CoOpDataset, self).__init__(train_x=train, val=test, test=test)
 
     def read_folders(self):
@@ -157,8 +158,9 @@ class ImageNet(CoOpDataset):
                 f'of "{train_dir}" ({len(folders)}); labels would not match. '
                 + doc_hint(self.section(), self.root, "ImageNet"))
         classnames, path = load_classnames(self.dataset_dir)
-        train = read_class_folders(train_dir, folders, classnames, classname_file=path)
-        test = read_class_folders(val_dir, folders, classnames, classname_file=path)
+        with gc_paused():
+            train = read_class_folders(train_dir, folders, classnames, classname_file=path)
+            test = read_class_folders(val_dir, folders, classnames, classname_file=path)
         return train, test
 
     def stratified_order(self, train):
@@ -167,7 +169,7 @@ class ImageNet(CoOpDataset):
         return items, [d.label for d in items]
 
     @classmethod
-    def inspect(cls, root, deep=False):
+    def inspect(cls, root):
         dataset_dir, image_dir, _ = cls.paths(root)
         report = DatasetReport(cls.__name__, dataset_dir)
         if not osp.isdir(dataset_dir):
@@ -245,7 +247,7 @@ class ImageNetVariant(CoOpDataset):
         return None
 
     @classmethod
-    def inspect(cls, root, deep=False):
+    def inspect(cls, root):
         dataset_dir, image_dir, _ = cls.paths(root)
         report = DatasetReport(cls.__name__, dataset_dir)
         if not osp.isdir(dataset_dir):

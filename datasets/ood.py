@@ -57,7 +57,7 @@ class OODDataset(DatasetBase):
         super().__init__(train_x=items, test=items)
 
     @classmethod
-    def inspect(cls, root, deep=False):
+    def inspect(cls, root):
         path = osp.join(root, cls.dataset_dir)
         report = DatasetReport(cls.__name__, path)
         if not osp.isdir(path):

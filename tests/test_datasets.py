@@ -323,3 +323,22 @@ def test_upstream_static_helpers_exist():
         assert callable(getattr(OxfordPets, fn))
     assert callable(DescribableTextures.read_and_split_data)
     assert callable(ImageNet.read_classnames)
+
+
+def test_datasets_md_has_a_section_per_dataset():
+    """Errors point to DATASETS.md sections by name; each must exist with its checker command."""
+    import datasets
+    from dassl.data.datasets import DATASET_REGISTRY
+
+    from datasets.ood import OOD_SECTION
+
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    with open(osp.join(repo, "DATASETS.md")) as f:
+        text = f.read()
+    headings = {line[3:].strip() for line in text.splitlines() if line.startswith("## ")}
+    for name in datasets.ALL_DATASETS:
+        cls = DATASET_REGISTRY.get(name)
+        section = cls.section() if hasattr(cls, "section") else OOD_SECTION
+        assert section in headings, name
+        assert f"python -m datasets.check --root $DATA {name}" in text or name.startswith("OOD")
+    assert "python -m datasets.check --root $DATA OODiNaturalist OODSUN OODPlaces OODTextures" in text

@@ -135,6 +135,20 @@ def test_checker_command_line(tmp_path):
                            "OxfordPets"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "[WARNING] EuroSAT" in proc.stdout and "[MISSING] OxfordPets" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "datasets.check", "--root", str(tmp_path), "Eurosat"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and 'did you mean "EuroSAT"' in proc.stderr
+
+
+def test_checker_unknown_name(tmp_path, capsys):
+    from datasets.check import main
+
+    assert main(["--root", str(tmp_path), "Eurosat"]) == 2
+    assert 'did you mean "EuroSAT"' in capsys.readouterr().err
+
+
+def test_checker_names_a_misnamed_image_folder(tmp_path):
+    from datasets.check import check_root
+
+    t = make_tree("EuroSAT", tmp_path)
+    os.rename(osp.join(t.dataset_dir, "2750"), osp.join(t.dataset_dir, "EuroSAT_RGB"))
+    (report,) = check_root(str(tmp_path), ["EuroSAT"])
+    assert report.status == "incomplete"  # every listed image is missing
+    assert any("image folder missing" in line and "EuroSAT_RGB" in line for line in report.lines)

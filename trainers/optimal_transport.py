@@ -45,6 +45,8 @@ CPU_CHUNK_BYTES = 4 << 20
 SMALL_NUMPY_NUMEL = 4096
 # Exact OT of uniform square problems up to this size enumerates all permutations on device.
 MAX_PERMUTATION_SIZE = 6
+# Problems with m * n at least this use row-vector batched products (see ``_operands``).
+ROWFORM_MIN_SIZE = 64
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,8 +73,8 @@ def _prepare(cost, a, b):
 
     Returns ``(C, a, b, batch_shape, padded)``; ``padded`` says whether any marginal entry is zero.
     """
-    if cost.dim() < 2:
-        raise ValueError("cost must have shape [..., m, n]")
+    if cost.dim() < 2 or 0 in cost.shape[-2:]:
+        raise ValueError(f"cost must have shape [..., m, n] with m, n > 0, got {tuple(cost.shape)}")
     batch_shape, (m, n) = tuple(cost.shape[:-2]), cost.shape[-2:]
     dtype = _compute_dtype(cost.dtype)
     C = cost.detach().to(dtype).reshape(-1, m, n)
@@ -105,37 +107,53 @@ def _reduced_cost(C, a, b, padded):
     return C.masked_fill(~valid, 0.0)
 
 
-def _chunks(problems, bytes_per_problem, device):
-    """Split ``problems`` (a slice or an index tensor) into chunks that fit the CPU cache budget."""
-    total = problems.stop - problems.start if isinstance(problems, slice) else len(problems)
-    size = total if device.type != "cpu" else max(1, CPU_CHUNK_BYTES // max(1, bytes_per_problem))
-    for s in range(0, total, size):
-        if isinstance(problems, slice):
-            yield slice(problems.start + s, min(problems.start + s + size, problems.stop))
-        else:
-            yield problems[s:s + size]
+def _chunk_slices(n_items, item_bytes, device):
+    """Slices of ``range(n_items)``: on CPU each covers at most ``CPU_CHUNK_BYTES``, elsewhere one slice."""
+    size = n_items if device.type != "cpu" else max(1, CPU_CHUNK_BYTES // max(1, item_bytes))
+    return [slice(s, min(s + size, n_items)) for s in range(0, n_items, max(1, size))]
+
+
+# --------------------------------------------------------------------------------------------------
+# kernel products (torch or NumPy arrays)
+# --------------------------------------------------------------------------------------------------
+def _operands(K, rowform):
+    """Operands ``(A_v, A_u)`` of ``K v`` and ``K^T u`` for kernels ``K [P, m, n]`` (see :func:`_apply`).
+
+    Row form (``v^T K^T``, ``u^T K``) is the fast batched product for large problems; matrix-vector form
+    (``K v``, ``K^T u``) for tiny ones, where the per-matrix overhead of batched matmul dominates. On CPU
+    the transposed kernel is materialised so that both products stream contiguous memory.
+    """
+    KT = K.swapaxes(1, 2)
+    if isinstance(KT, torch.Tensor) and KT.device.type == "cpu":
+        KT = KT.contiguous()
+    return (KT, K) if rowform else (K, KT)
+
+
+def _apply(A, x, rowform):
+    """Batched product with an operand of :func:`_operands`: ``x [P, k]`` -> ``[P, l]``."""
+    return (x[:, None, :] @ A)[:, 0, :] if rowform else (A @ x[:, :, None])[:, :, 0]
+
+
+def _rowform(m, n):
+    return m * n >= ROWFORM_MIN_SIZE
 
 
 # --------------------------------------------------------------------------------------------------
 # Sinkhorn iterations (stop rule "tol")
 # --------------------------------------------------------------------------------------------------
-def _matvec(A, x):
-    """``x [P, k]`` times ``A [P, k, l]`` -> ``[P, l]`` (torch or NumPy arrays)."""
-    return (x[:, None, :] @ A)[:, 0, :]
-
-
-def _kernel_step(state, data, need_err):
+def _kernel_step(state, data, need_err, rowform):
     """One multiplicative Sinkhorn iteration: ``u = a / (K v)``, then ``v = b / (K^T u)``.
 
-    state ``(u [P, m], v [P, n])``; data ``(K [P, m, n], KT [P, n, m], a [P, m], b [P, n])``.
-    Returns the new state and, if ``need_err``, the L1 row-marginal violation ``[P]`` of the *old* state.
+    state ``(u [P, m], v [P, n])``; data ``(A_v, A_u, a [P, m], b [P, n])`` (operands of :func:`_operands`).
+    Returns the new state and, if ``need_err``, the L1 row-marginal violation ``[P]`` of the *old* state
+    (its column marginal is exact).
     """
     u, v = state
-    K, KT, a, b = data
-    Kv = _matvec(KT, v)
+    A_v, A_u, a, b = data
+    Kv = _apply(A_v, v, rowform)
     err = abs(u * Kv - a).sum(-1) if need_err else None
     u = a / Kv
-    return (u, b / _matvec(K, u)), err
+    return (u, b / _apply(A_u, u, rowform)), err
 
 
 def _log_step(state, data, need_err):
@@ -158,139 +176,170 @@ def _iterate(step, state, data, out, *, max_iter, tol, check_every):
     ``state`` / ``data``: tuples of ``[P, ...]`` arrays (torch or NumPy). Every ``check_every`` iterations
     the problems whose error is below ``tol`` (or not finite) are frozen with their current state and
     removed from the batch. ``out = (states, n_iter [P], err [P])`` receives, per problem, the final state,
-    the number of iterations done and the final error (NaN/inf flags a numerical failure).
+    the number of iterations done and the final error (NaN flags a numerical failure).
     """
     out_state, out_iter, out_err = out
     if isinstance(out_iter, np.ndarray):
         idx = np.arange(len(out_iter))
     else:
         idx = torch.arange(len(out_iter), device=out_iter.device)
-
-    def freeze(sel, it, err):
-        for o, s in zip(out_state, state):
-            o[idx[sel]] = s[sel]
-        out_iter[idx[sel]] = it
-        out_err[idx[sel]] = err[sel]
-
     for it in range(max_iter + 1):
         check = it == max_iter or (it > 0 and it % check_every == 0)
         new_state, err = step(state, data, check)
-        if not check:
-            state = new_state
-            continue
-        stop = ~(err >= tol) | (it == max_iter)  # converged, NaN error (numerical failure) or cap
-        if stop.any():
-            freeze(stop, it, err)
-            if stop.all():
-                return
-            keep = ~stop
-            new_state = tuple(s[keep] for s in new_state)
-            data = tuple(d[keep] for d in data)
-            idx = idx[keep]
+        if check:
+            stop = ~(err >= tol) | (it == max_iter)  # converged, numerical failure (NaN) or cap
+            if stop.any():
+                for o, s in zip(out_state, state):
+                    o[idx[stop]] = s[stop]
+                out_iter[idx[stop]] = it
+                out_err[idx[stop]] = err[stop]
+                if stop.all():
+                    return
+                keep = ~stop
+                new_state = tuple(s[keep] for s in new_state)
+                data = tuple(d[keep] for d in data)
+                idx = idx[keep]
         state = new_state
 
 
 def _solve_kernel(Ct, a, b, eps, opts):
     """Multiplicative Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
+    P, m, n = Ct.shape
     small = Ct.device.type == "cpu" and Ct.numel() <= SMALL_NUMPY_NUMEL
     K = torch.exp(Ct.double() / -eps) if small else torch.exp(Ct / -eps)
-    KT = K.transpose(1, 2)
-    KT = KT.contiguous() if K.device.type == "cpu" else KT
-    data = (K, KT, a.to(K.dtype), b.to(K.dtype))
+    rowform = _rowform(m, n)
+    data = (*_operands(K, rowform), a.to(K.dtype), b.to(K.dtype))
     state = ((a > 0).to(K.dtype), (b > 0).to(K.dtype))
-    if small:
+    if small:  # NumPy float64: far less per-operation overhead than torch on tiny arrays
         data = tuple(x.numpy() for x in data)
         state = tuple(x.numpy() for x in state)
-        out = ([s.copy() for s in state], np.zeros(len(Ct), dtype=np.int64), np.zeros(len(Ct)))
+        out = ([s.copy() for s in state], np.zeros(P, dtype=np.int64), np.zeros(P))
     else:
-        out = ([s.clone() for s in state], torch.zeros(len(Ct), dtype=torch.long, device=Ct.device),
-               torch.zeros(len(Ct), dtype=Ct.dtype, device=Ct.device))
-    _iterate(_kernel_step, state, data, out, **opts)
-    (u, v), n_iter, err = [torch.as_tensor(x, device=Ct.device) for x in out[0]], out[1], out[2]
+        out = ([s.clone() for s in state], torch.zeros(P, dtype=torch.long, device=Ct.device),
+               torch.zeros(P, dtype=Ct.dtype, device=Ct.device))
+    step = functools.partial(_kernel_step, rowform=rowform)
+    _iterate(step, state, data, out, **opts)
+    u, v = (torch.as_tensor(x, device=Ct.device) for x in out[0])
     plan = (u[:, :, None] * K * v[:, None, :]).to(Ct.dtype)
-    return plan, torch.as_tensor(n_iter, device=Ct.device), torch.as_tensor(err, device=Ct.device)
+    return plan, torch.as_tensor(out[1], device=Ct.device), torch.as_tensor(out[2], device=Ct.device)
 
 
 def _solve_log(Ct, a, b, eps, opts):
     """Log-domain Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
+    P = len(Ct)
     logK = Ct / -eps
     loga, logb = torch.log(a), torch.log(b)  # -inf on padding -> zero plan rows / columns
-    state = (torch.where(a > 0, 0.0, -math.inf).to(Ct.dtype), torch.where(b > 0, 0.0, -math.inf).to(Ct.dtype))
-    out = ([s.clone() for s in state], torch.zeros(len(Ct), dtype=torch.long, device=Ct.device),
-           torch.zeros(len(Ct), dtype=Ct.dtype, device=Ct.device))
+    state = (torch.zeros_like(a).masked_fill(a == 0, -math.inf), torch.zeros_like(b).masked_fill(b == 0, -math.inf))
+    out = ([s.clone() for s in state], torch.zeros(P, dtype=torch.long, device=Ct.device),
+           torch.zeros(P, dtype=Ct.dtype, device=Ct.device))
     _iterate(_log_step, state, (logK, loga, logb, a), out, **opts)
     (f, g), n_iter, err = out
     return torch.exp(logK + f[:, :, None] + g[:, None, :]), n_iter, err
 
 
+def _solve_subset(solve, sel, Ct, a, b, eps, opts, out):
+    """Run ``solve`` on the problems ``sel [P]`` (bool) of a chunk; write ``(plan, n_iter, err)`` to ``out``."""
+    if bool(sel.all()):
+        for o, r in zip(out, solve(Ct, a, b, eps, opts)):
+            o.copy_(r)
+    elif bool(sel.any()):
+        idx = torch.nonzero(sel)[:, 0]
+        for o, r in zip(out, solve(Ct[idx], a[idx], b[idx], eps, opts)):
+            o[idx] = r
+
+
 def _sinkhorn_tol(C, a, b, eps, method, padded, opts):
-    """Stop rule "tol" on ``C [P, m, n]``. Returns ``plan [P, m, n]`` and a log dict of ``[P]`` tensors."""
+    """Stop rule "tol" on ``C [P, m, n]``. Returns ``plan [P, m, n]`` and a log dict of ``[P]`` tensors.
+
+    Per chunk: reduce the cost, route each problem to the kernel or the log-domain solver (``method``),
+    and (``"auto"``) redo in the log domain any kernel problem whose scalings became non-finite.
+    """
     P, m, n = C.shape
-    Ct = _reduced_cost(C, a, b, padded)
-    if method == "auto":
-        use_log = Ct.amax((1, 2)) > KERNEL_MAX_RANGE[C.dtype] * eps
-    else:
-        use_log = torch.full((P,), method == "log", device=C.device)
-    plan = torch.zeros_like(C)
-    n_iter = torch.zeros(P, dtype=torch.long, device=C.device)
-    err = torch.zeros(P, dtype=C.dtype, device=C.device)
-    log_idx = torch.nonzero(use_log)[:, 0]
-    if len(log_idx) == 0:
-        parts = [(_solve_kernel, slice(0, P))]
-    elif len(log_idx) == P:
-        parts = [(_solve_log, slice(0, P))]
-    else:
-        parts = [(_solve_kernel, torch.nonzero(~use_log)[:, 0]), (_solve_log, log_idx)]
-    for solve, problems in parts:
-        for p in _chunks(problems, 2 * m * n * C.element_size(), C.device):
-            plan[p], n_iter[p], err[p] = solve(Ct[p], a[p], b[p], eps, opts)
-    failed = ~use_log & ~torch.isfinite(err)  # kernel under/overflow: redo these in the log domain
-    if failed.any():
-        p = torch.nonzero(failed)[:, 0]
-        plan[p], n_iter[p], err[p] = _solve_log(Ct[p], a[p], b[p], eps, opts)
-        use_log = use_log | failed
-    return plan, {"n_iter": n_iter, "err": err, "log_domain": use_log, "converged": err < opts["tol"]}
+    limit = {"auto": KERNEL_MAX_RANGE[C.dtype] * eps, "kernel": math.inf, "log": -1.0}[method]
+    plan = torch.empty_like(C)
+    n_iter = torch.empty(P, dtype=torch.long, device=C.device)
+    err = torch.empty(P, dtype=C.dtype, device=C.device)
+    log_domain = torch.empty(P, dtype=torch.bool, device=C.device)
+    for p in _chunk_slices(P, 2 * m * n * C.element_size(), C.device):
+        Ct = _reduced_cost(C[p], a[p], b[p], padded)
+        use_log = Ct.amax((1, 2)) > limit
+        out = (plan[p], n_iter[p], err[p])
+        _solve_subset(_solve_kernel, ~use_log, Ct, a[p], b[p], eps, opts, out)
+        _solve_subset(_solve_log, use_log, Ct, a[p], b[p], eps, opts, out)
+        if method == "auto":
+            failed = ~use_log & ~torch.isfinite(err[p])
+            _solve_subset(_solve_log, failed, Ct, a[p], b[p], eps, opts, out)
+            use_log = use_log | failed
+        log_domain[p] = use_log
+    return plan, {"n_iter": n_iter, "err": err, "log_domain": log_domain, "converged": err < opts["tol"]}
 
 
 # --------------------------------------------------------------------------------------------------
 # Sinkhorn iterations (stop rule "upstream")
 # --------------------------------------------------------------------------------------------------
-def _sinkhorn_upstream(C, a, b, eps, n_groups, *, max_iter, tol, check_every):
-    """The released ALIGN / PLOT / SOT-GLP loop on ``C [P, m, n]``, vectorised over ``n_groups`` calls.
+def _upstream_calls(C, a, b, eps, n_calls, *, max_iter, tol, sync_every):
+    """The released ALIGN / PLOT / SOT-GLP Sinkhorn loop on ``C [P, m, n]``, vectorised over ``n_calls``.
 
-    Per call (a contiguous group of ``P / n_groups`` problems): ``r = 1``, ``c = 1``; repeat at most
-    ``max_iter`` times ``r <- a / (K c)``, ``c <- b / (K^T r)`` with ``K = exp(-C / eps)`` (no cost shift:
-    the stop test depends on the scale of ``r``); stop after the first iteration where the mean of
-    ``|r - r_prev|`` over the call's valid rows is below ``tol``. Plan ``diag(r) K diag(c)``; a call whose
-    plan has a NaN returns its kernel ``K`` instead (upstream's fallback), flagged in the log.
+    Per call (a contiguous group of ``P / n_calls`` problems): ``r = 1``, ``c = 1`` on the valid entries;
+    repeat at most ``max_iter`` times ``r <- a / (K c)``, ``c <- b / (K^T r)`` with ``K = exp(-C / eps)``
+    (no cost shift: the stop test depends on the scale of ``r``); stop after the first iteration where the
+    mean of ``|r - r_prev|`` over the call's valid rows is below ``tol``. A stopped call is frozen while
+    the others go on; ``sync_every`` iterations pass between host-side "all stopped?" tests. Plan
+    ``diag(r) K diag(c)``; a call whose plan has a NaN returns its kernel ``K`` (upstream's fallback).
+
+    Returns ``plan [P, m, n]``, and ``n_iter``, ``fallback``, ``converged`` per call ``[n_calls]``.
     """
     P, m, n = C.shape
-    rows, cols = a > 0, b > 0
+    G, size = n_calls, P // n_calls
     valid = _valid(a, b)
-    K = torch.exp(C.masked_fill(~valid, 0.0) / -eps)  # padding: K = 1, but r, c are 0 there
-    KT = K.transpose(1, 2)
-    KT = KT.contiguous() if K.device.type == "cpu" else KT
-    group_size = P // n_groups
-    r, c = rows.to(C.dtype), cols.to(C.dtype)
-    count = rows.reshape(n_groups, -1).sum(-1).clamp_min(1)
-    active = torch.ones(n_groups, dtype=torch.bool, device=C.device)
-    n_iter = torch.zeros(n_groups, dtype=torch.long, device=C.device)
+    K = torch.exp(C.masked_fill(~valid, 0.0) / -eps)  # K = 1 on padding, where r and c are 0
+    rowform = _rowform(m, n)
+    A_c, A_r = _operands(K, rowform)
+    r, c = (a > 0).to(C.dtype), (b > 0).to(C.dtype)
+    count = (a > 0).reshape(G, -1).sum(-1).clamp_min(1)
+    active = torch.ones(G, dtype=torch.bool, device=C.device)
+    n_iter = torch.zeros(G, dtype=torch.long, device=C.device)
+    freeze = not (G == 1 and sync_every == 1)  # one call tested every iteration just stops
     for it in range(1, max_iter + 1):
-        r_new = a / _matvec(KT, c)
-        c_new = b / _matvec(K, r_new)
-        change = (r_new - r).abs().reshape(n_groups, -1).sum(-1) / count
-        live = active.repeat_interleave(group_size)[:, None]
-        r, c = torch.where(live, r_new, r), torch.where(live, c_new, c)
+        r_new = a / _apply(A_c, c, rowform)
+        c_new = b / _apply(A_r, r_new, rowform)
+        change = (r_new - r).abs().reshape(G, -1).sum(-1) / count
+        if freeze:
+            live = active[:, None, None]
+            r = torch.where(live, r_new.view(G, size, m), r.view(G, size, m)).view(P, m)
+            c = torch.where(live, c_new.view(G, size, n), c.view(G, size, n)).view(P, n)
+        else:
+            r, c = r_new, c_new
         n_iter += active
         active = active & ~(change < tol)
-        if it % check_every == 0 and not bool(active.any()):
+        if it % sync_every == 0 and not bool(active.any()):
             break
     plan = r[:, :, None] * K * c[:, None, :]
-    fallback = torch.isnan(plan).reshape(n_groups, -1).any(-1)
-    if fallback.any():
-        plan = torch.where(fallback.repeat_interleave(group_size)[:, None, None], K * valid, plan)
-    expand = lambda x: x.repeat_interleave(group_size)  # noqa: E731  (per call -> per problem)
-    return plan, {"n_iter": expand(n_iter), "fallback": expand(fallback), "converged": expand(~active)}
+    fallback = torch.isnan(plan).reshape(G, -1).any(-1)
+    if bool(fallback.any()):
+        plan = torch.where(fallback.repeat_interleave(size)[:, None, None], K * valid, plan)
+    return plan, n_iter, fallback, ~active
+
+
+def _sinkhorn_upstream(C, a, b, eps, n_calls, *, max_iter, tol, check_every):
+    """Stop rule "upstream" on ``C [P, m, n]``, in chunks of whole calls on CPU (cache-sized).
+
+    On CPU the stop test is read every iteration (no device to sync with); elsewhere every
+    ``check_every`` iterations. Returns ``plan [P, m, n]`` and a log dict of ``[P]`` tensors.
+    """
+    P, m, n = C.shape
+    size = P // n_calls
+    sync_every = 1 if C.device.type == "cpu" else check_every
+    plan = torch.empty_like(C)
+    info = {k: torch.empty(n_calls, dtype=dt, device=C.device)
+            for k, dt in (("n_iter", torch.long), ("fallback", torch.bool), ("converged", torch.bool))}
+    for g in _chunk_slices(n_calls, 2 * size * m * n * C.element_size(), C.device):
+        p = slice(g.start * size, g.stop * size)
+        plan[p], *res = _upstream_calls(C[p], a[p], b[p], eps, g.stop - g.start, max_iter=max_iter, tol=tol,
+                                        sync_every=sync_every)
+        for k, v in zip(("n_iter", "fallback", "converged"), res):
+            info[k][g] = v
+    return plan, {k: v.repeat_interleave(size) for k, v in info.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,6 +402,10 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
     if method not in ("auto", "kernel", "log"):
         raise ValueError(f"unknown method {method!r}")
     C, a_, b_, batch_shape, padded = _prepare(cost, a, b)
+    if not 0 <= call_dims <= len(batch_shape):
+        raise ValueError(f"call_dims={call_dims} outside 0..{len(batch_shape)} (batch dims of the cost)")
+    if len(C) == 0:
+        return (C.reshape(cost.shape), {}) if log else C.reshape(cost.shape)
     if stop_rule == "tol":
         opts = dict(max_iter=1000 if max_iter is None else max_iter, tol=1e-6 if tol is None else tol,
                     check_every=check_every)
@@ -361,10 +414,10 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
     elif stop_rule == "upstream":
         if method == "log":
             raise ValueError('stop_rule="upstream" uses multiplicative updates only')
-        n_groups = math.prod(batch_shape[:call_dims])
+        n_calls = math.prod(batch_shape[:call_dims])
         with torch.no_grad():
             plan, info = _sinkhorn_upstream(
-                C, a_, b_, eps, n_groups, max_iter=100 if max_iter is None else max_iter,
+                C, a_, b_, eps, n_calls, max_iter=100 if max_iter is None else max_iter,
                 tol=1e-2 if tol is None else tol, check_every=check_every)
     else:
         raise ValueError(f"unknown stop_rule {stop_rule!r}")

@@ -84,6 +84,10 @@ class TrainerBase:
         """What ``save_model`` stores for model ``name`` (trainers may store only trainable tensors)."""
         return self._models[name].state_dict()
 
+    def load_model_state(self, name, state_dict):
+        """Inverse of :meth:`model_state_dict` (used when resuming)."""
+        self._models[name].load_state_dict(state_dict)
+
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
         for name in self.get_model_names():
             optim = self._optims[name]
@@ -112,7 +116,8 @@ class TrainerBase:
         start_epoch = 0
         for name in names:
             path = osp.join(directory, name)
-            start_epoch = resume_from_checkpoint(path, self._models[name], self._optims[name], self._scheds[name])
+            start_epoch = resume_from_checkpoint(path, self._models[name], self._optims[name], self._scheds[name],
+                                                 load_state=lambda sd, name=name: self.load_model_state(name, sd))
         return start_epoch
 
     def load_model(self, directory, epoch=None):

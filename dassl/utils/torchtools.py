@@ -91,14 +91,21 @@ def load_checkpoint(fpath):
     return checkpoint
 
 
-def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
-    """Restore model/optimizer/scheduler from the file named in ``fdir/checkpoint``; return its epoch."""
+def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None, load_state=None):
+    """Restore model/optimizer/scheduler from the file named in ``fdir/checkpoint``; return its epoch.
+
+    ``load_state(state_dict)``, when given, replaces the strict ``model.load_state_dict`` (trainers whose
+    checkpoints hold only the learnable tensors).
+    """
     with open(osp.join(fdir, "checkpoint"), "r") as checkpoint:
         model_name = checkpoint.readlines()[0].strip("\n")
         fpath = osp.join(fdir, model_name)
     print(f'Loading checkpoint from "{fpath}"')
     checkpoint = load_checkpoint(fpath)
-    model.load_state_dict(checkpoint["state_dict"])
+    if load_state is not None:
+        load_state(checkpoint["state_dict"])
+    else:
+        model.load_state_dict(checkpoint["state_dict"])
     print("Loaded model weights")
     if optimizer is not None and checkpoint.get("optimizer") is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])

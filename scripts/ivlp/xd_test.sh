@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Evaluate the IVLP imagenet model of xd_train.sh on DATASET at epoch LOADEP (default MAX_EPOCH, 20):
+#   DATA=... bash scripts/ivlp/xd_test.sh DATASET SEED [KEY VALUE ...]
+# -> output/evaluation/IVLP/vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets_16shots/DATASET/seed${SEED}
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+TRAINER=IVLP CFG=vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets
+parse_args "DATASET SEED" "$@"
+xd_test

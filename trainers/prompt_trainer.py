@@ -1,0 +1,180 @@
+"""``PromptTrainer``: what every prompt-learning trainer shares.
+
+CLIP loading in the configured precision, the prompted model, an optimizer over the learnable tensors,
+fp16 / bf16 / fp32 / amp training steps, checkpoints holding only the learnable tensors (plus optimizer
+and scheduler state), and CoOp-family ``load_model`` (also reads upstream full-state checkpoints).
+A method subclass provides ``build_prompt_learner`` and ``compute_loss``; nothing else.
+"""
+import contextlib
+import os
+import os.path as osp
+
+import torch
+import torch.nn.functional as F
+from open_clip.model import convert_weights_to_lp
+
+import clip
+from dassl.engine import TrainerX
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_lr_scheduler, build_optimizer
+from dassl.utils import count_num_param, load_checkpoint, load_pretrained_weights
+
+from .prompted_clip import PromptedCLIP
+
+PRECISIONS = ("fp16", "bf16", "fp32", "amp")
+
+
+def learnable_names(module):
+    return [n for n, p in module.named_parameters() if p.requires_grad]
+
+
+def load_learnable(module, state_dict, source):
+    """Load the learnable tensors of ``module`` from ``state_dict`` (ours or upstream's full state)."""
+    if hasattr(module, "load_trainable_state_dict"):
+        return module.load_trainable_state_dict(state_dict, source)
+    expected = set(learnable_names(module))
+    missing = expected - set(state_dict)
+    if missing:
+        raise KeyError(f"{source} lacks learnable tensors {sorted(missing)}")
+    module.load_state_dict({k: v for k, v in state_dict.items() if k in expected}, strict=False)
+
+
+class PromptTrainer(TrainerX):
+    """Base of CoOp / IVLP / PromptSRC / PromptOT (and later prompt methods)."""
+
+    #: name of the config node under ``cfg.TRAINER`` (e.g. ``"IVLP"``)
+    cfg_node = ""
+    #: the name the model is registered (and checkpointed) under
+    model_name = "VLPromptLearner"
+
+    # ----------------------------------------------------------------------------------------- config
+    @property
+    def tcfg(self):
+        return self.cfg.TRAINER[self.cfg_node]
+
+    def check_cfg(self, cfg):
+        prec = cfg.TRAINER[self.cfg_node].PREC
+        if prec not in PRECISIONS:
+            raise ValueError(f"TRAINER.{self.cfg_node}.PREC must be one of {PRECISIONS}, got '{prec}'")
+
+    # ------------------------------------------------------------------------------------------ model
+    def build_prompt_learner(self, clip_model, classnames):
+        """The learnable module (``model.prompt_learner``)."""
+        raise NotImplementedError
+
+    def build_frozen_targets(self, classnames):
+        """Hook: compute frozen (zero-shot) targets once, with the fp32 model, before the cast."""
+
+    def registered_module(self):
+        """What ``register_model`` stores (CoOp: the prompt learner only; others: the whole model)."""
+        return self.model
+
+    def build_model(self):
+        cfg = self.cfg
+        classnames = self.dm.dataset.classnames
+        self.precision = self._effective_precision()
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        clip_model = clip.load_clip_to_cpu(cfg.MODEL.BACKBONE.NAME, pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
+        clip_model = clip_model.float()  # prompts and frozen targets are built in fp32
+        print("Building custom CLIP")
+        self.model = PromptedCLIP(clip_model, self.build_prompt_learner(clip_model, classnames))
+        self.build_frozen_targets(classnames)
+        if self.precision in ("fp16", "bf16"):
+            # CLIP's matrices in low precision (OpenAI's fp16 layout); the prompt learner holds no CLIP
+            # module, so the learnable tensors stay fp32 master weights.
+            convert_weights_to_lp(clip_model, dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
+        names = learnable_names(self.model)
+        print(f"Parameters to be updated: {set(names)}")
+        print(f"Parameters count: {len(names)}")
+        print(f"# learnable scalars: {sum(p.numel() for p in self.model.parameters() if p.requires_grad):,}"
+              f" (of {count_num_param(self.model):,})")
+        if cfg.MODEL.INIT_WEIGHTS:
+            load_pretrained_weights(self.registered_module(), cfg.MODEL.INIT_WEIGHTS)
+        self.model.to(self.device)
+        module = self.registered_module()
+        params = [p for p in module.parameters() if p.requires_grad]
+        self.optim = build_optimizer(params, cfg.OPTIM)
+        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
+        self.register_model(self.model_name, module, self.optim, self.sched)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" and self.device.type == "cuda" else None
+
+    def _effective_precision(self):
+        prec = self.tcfg.PREC
+        use_cuda = torch.cuda.is_available() and self.cfg.USE_CUDA
+        if prec == "fp16" and not use_cuda:
+            print("Note: PREC fp16 runs on CUDA only; using fp32 on the CPU")
+            return "fp32"
+        return prec
+
+    def autocast(self):
+        if self.precision != "amp":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # --------------------------------------------------------------------------------------- training
+    def compute_loss(self, images, labels):
+        """``(loss, summary dict, logits)`` for one batch; the method's equations live here."""
+        raise NotImplementedError
+
+    def cross_entropy(self, logits, labels):
+        return F.cross_entropy(logits.float(), labels)
+
+    def parse_batch_train(self, batch):
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def forward_backward(self, batch):
+        images, labels = self.parse_batch_train(batch)
+        with self.autocast():
+            loss, summary, logits = self.compute_loss(images, labels)
+        self.optim.zero_grad()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optim)
+            self.scaler.update()
+        else:
+            self.detect_anomaly(loss)
+            loss.backward()
+            self.optim.step()
+        summary = {"loss": loss.item(), **summary, "acc": compute_accuracy(logits, labels)[0].item()}
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+            self.after_last_batch()
+        return summary
+
+    def after_last_batch(self):
+        """Hook run at the last batch of every epoch, after the LR step (PromptSRC's GPA)."""
+
+    def model_inference(self, images):
+        with self.autocast():
+            return self.model(images).float()
+
+    # ------------------------------------------------------------------------------------ checkpoints
+    def model_state_dict(self, name):
+        module = self._models[name]
+        keep = set(learnable_names(module))
+        return {k: v for k, v in module.state_dict().items() if k in keep}
+
+    def load_model_state(self, name, state_dict):
+        load_learnable(self._models[name], state_dict, f"checkpoint of {name}")
+
+    def load_model(self, directory, epoch=None):
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        if not osp.isdir(directory):
+            raise FileNotFoundError(f'--model-dir "{directory}" does not exist (expected a training output '
+                                    f"directory holding {self.model_name}/model.pth.tar-<epoch>)")
+        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            model_path = osp.join(directory, name, model_file)
+            if not osp.exists(model_path):
+                folder = osp.dirname(model_path)
+                avail = sorted(f for f in os.listdir(folder) if f.startswith("model")) if osp.isdir(folder) else []
+                raise FileNotFoundError(f'Model not found at "{model_path}"'
+                                        + (f"; available: {', '.join(avail)}" if avail else ""))
+            checkpoint = load_checkpoint(model_path)
+            state_dict = {k: v for k, v in checkpoint["state_dict"].items()
+                          if not k.endswith(("token_prefix", "token_suffix"))}
+            print(f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint["epoch"]})')
+            self.load_model_state(name, state_dict)
