@@ -566,6 +566,7 @@ class CoOpDataset(DatasetBase):
     split_file = None  # "split_zhou_<Name>.json", or None if the dataset has none
     split_relative_to_dataset_dir = False  # StanfordCars: JSON paths relative to dataset_dir
     raw_files = ()  # annotation files (relative to dataset_dir) used when the split JSON is absent
+    image_dir_aliases = ()  # other names the image folder comes with (error hints)
     doc_section = None  # DATASETS.md section; defaults to the class name
     NUM_CLASSES = None
     EXPECTED_COUNTS = {}  # split sizes in the CoOp paper's dataset table (None: unknown)
@@ -626,10 +627,18 @@ class CoOpDataset(DatasetBase):
             train, val, test = subsample_classes(train, val, test, subsample=subsample)
         super().__init__(train_x=train, val=val, test=test)
 
+    @classmethod
+    def found_aliases(cls, dataset_dir):
+        """Other names the image folder is known to have that exist in ``dataset_dir``."""
+        return [a for a in cls.image_dir_aliases if osp.isdir(osp.join(dataset_dir, a))]
+
     def check_layout(self):
         """Raise a clear error if a folder the dataset needs is missing (default: the image folder)."""
         if self.image_subdir:
-            self._require_dir(self.image_dir, "image folder")
+            aliases = self.found_aliases(self.dataset_dir)
+            extra = (f'A folder "{osp.join(self.dataset_dir, aliases[0])}" exists: rename it (or '
+                     f'symlink it) to "{self.image_dir}".' if aliases else "")
+            self._require_dir(self.image_dir, "image folder", extra=extra)
 
     def read_splits(self):
         """``(train, val, test, sources)`` from the split JSON, else from the raw annotations."""
@@ -738,7 +747,7 @@ class CoOpDataset(DatasetBase):
             return missing_report(report, cls.section(), root, dataset_dir)
         if cls.image_subdir and not osp.isdir(image_dir):
             report.escalate("error")
-            similar = _similar_entries(dataset_dir, image_dir)
+            similar = cls.found_aliases(dataset_dir) or _similar_entries(dataset_dir, image_dir)
             report.lines.append(f"image folder missing: {image_dir}"
                                 + (f" (found: {', '.join(similar)}; rename it)" if similar else ""))
         if split_path and osp.isfile(split_path):

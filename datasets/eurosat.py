@@ -4,8 +4,6 @@
 ``NEW_CNAMES`` (e.g. ``AnnualCrop`` -> ``Annual Crop Land``). Newer EuroSAT archives extract to
 ``EuroSAT_RGB/``: rename it to ``2750/``.
 """
-import os.path as osp
-
 from dassl.data.datasets import DATASET_REGISTRY
 
 from .common import CoOpDataset, read_and_split_data
@@ -31,14 +29,9 @@ class EuroSAT(CoOpDataset):
     dataset_dir = "eurosat"
     image_subdir = "2750"
     split_file = "split_zhou_EuroSAT.json"
+    image_dir_aliases = ("EuroSAT_RGB",)  # newer RGB archives; rename to 2750/
     NUM_CLASSES = 10
     EXPECTED_COUNTS = {"train": 13500, "val": 5400, "test": 8100}
-
-    def check_layout(self):
-        alt = osp.join(self.dataset_dir, "EuroSAT_RGB")
-        extra = (f'A folder "{alt}" exists: rename it (or symlink it) to "{self.image_dir}".'
-                 if osp.isdir(alt) else "")
-        self._require_dir(self.image_dir, "image folder", extra=extra)
 
     def read_raw_splits(self):
         return read_and_split_data(self.image_dir, new_cnames=NEW_CNAMES)

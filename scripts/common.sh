@@ -16,7 +16,8 @@
 # Skip / resume: a training run whose output directory holds a log.txt* with "Finish training" followed by
 # "=> result" is skipped; an evaluation whose log.txt* holds "=> result" is skipped. Anything else re-runs
 # train.py into the same directory: a partial training resumes from its last checkpoint (Dassl), and
-# train.py never overwrites an existing log.txt (it writes log.txt-<time stamp>).
+# train.py never overwrites an existing log.txt (it writes log.txt-<time stamp>). The check looks only at the
+# directory (as upstream's layout): a run with other trailing overrides needs another OUTPUT or a new directory.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -150,5 +150,5 @@ def test_checker_names_a_misnamed_image_folder(tmp_path):
     t = make_tree("EuroSAT", tmp_path)
     os.rename(osp.join(t.dataset_dir, "2750"), osp.join(t.dataset_dir, "EuroSAT_RGB"))
     (report,) = check_root(str(tmp_path), ["EuroSAT"])
-    assert report.status == "incomplete"  # every listed image is missing
+    assert report.status == "error" and report.n_missing > 0  # and every listed image is missing
     assert any("image folder missing" in line and "EuroSAT_RGB" in line for line in report.lines)

@@ -31,7 +31,7 @@ def big_root(tmp_path_factory):
         split["val"] += [[f"{wnid}/val_{i}.JPEG", c, name] for i in range(N_VAL)]
         split["test"] += [[f"{wnid}/test_{i}.JPEG", c, name] for i in range(N_TEST)]
     with open(ddir / "split_zhou_Food101.json", "w") as f:
-        json.dump(split, f)
+        f.write(json.dumps(split))  # dumps uses the C encoder (json.dump does not)
     return root
 
 

@@ -490,7 +490,4 @@ def test_cli_arguments(tmp_path):
     assert extract_log.main([str(tmp_path / "missing")]) == 2
 
 
-@pytest.mark.skip(reason="needs the trainers and sweep scripts (not written yet): run a 1-epoch base2new sweep on "
-                         "the tiny backbone through scripts/, then check extract(root) tabulates it")
-def test_real_tiny_sweep():
-    pass
+# The real sweep through the scripts (tiny backbone) is tabulated in tests/test_sweep_e2e.py.

@@ -207,6 +207,14 @@ def _deep_prompts(depth: int, n_ctx: int, width: int) -> nn.ParameterList:
     )
 
 
+def _clamp_depth(key: str, depth: int, n_layers: int) -> int:
+    """A depth beyond the backbone's layers would create prompts no block reads: clamp it (with a note)."""
+    if depth > n_layers:
+        print(f"Note: {key} {depth} > the backbone's {n_layers} layers; using {n_layers}")
+        return n_layers
+    return depth
+
+
 class VLPromptLearner(nn.Module):
     """Independent vision-language deep prompts (IVLP): text ctx + deep text prompts, vision prompts +
     deep vision prompts. Upstream rule: ``CTX_INIT`` is used only when ``n_ctx_text <= 4``."""
@@ -214,6 +222,10 @@ class VLPromptLearner(nn.Module):
     def __init__(self, clip_model, classnames, n_ctx_text: int, n_ctx_vision: int, ctx_init: str,
                  depth_text: int, depth_vision: int):
         super().__init__()
+        depth_text = _clamp_depth("PROMPT_DEPTH_TEXT", depth_text, len(clip_model.transformer.resblocks))
+        if hasattr(clip_model.visual, "transformer"):
+            depth_vision = _clamp_depth("PROMPT_DEPTH_VISION", depth_vision,
+                                        len(clip_model.visual.transformer.resblocks))
         use_init = bool(ctx_init) and n_ctx_text <= 4
         if use_init and len(ctx_init.replace("_", " ").split(" ")) != n_ctx_text:
             raise ValueError(f"CTX_INIT '{ctx_init}' has {len(ctx_init.split(' '))} words but N_CTX_TEXT is "

@@ -1,0 +1,160 @@
+"""Training-step benchmark: median step time and peak memory of prompt-learning trainers, side by side.
+
+    python -m bench step --trainer PromptOT IVLP --backbone tiny ViT-B/16 [--batch 4] [--classes 50]
+        [--steps 10] [--device cpu|cuda] [--prec fp32|fp16|bf16|amp] [--json out.json]
+
+Each (trainer, backbone) runs in its own process (so peak memory is its own): the model is built from a
+synthetic dataset of ``--classes`` classes with ``MODEL.BACKBONE.PRETRAINED False`` (random weights,
+real architecture), then ``forward_backward`` runs on random images. Reported: median seconds per step,
+peak memory (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak RSS during the steps),
+and the ratio of every trainer to the first one given.
+"""
+import argparse
+import io
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+TRAINER_CONFIGS = {  # the configs of the published base-to-new runs
+    "CoOp": "configs/trainers/CoOp/vit_b16_ep50.yaml",
+    "IVLP": "configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+    "PromptSRC": "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+    "PromptOT": "configs/trainers/PromptOT/vit_b16_c2_ep20_batch4_4+4ctx-Copy3.yaml",
+}
+
+
+def _peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root):
+    """Run in a fresh process: build the trainer, time ``steps`` training steps. Returns a dict."""
+    import torch
+
+    sys.path.insert(0, REPO)
+    import train  # registers trainers and datasets
+    from datasets.toy import write_coop_tree
+    from dassl.engine import build_trainer
+
+    names = [f"class{i}" for i in range(n_classes)]
+    write_coop_tree(root, classnames=names, counts={"train": 1, "val": 1, "test": 1})
+    opts = ["MODEL.BACKBONE.NAME", backbone, "MODEL.BACKBONE.PRETRAINED", "False", "DATALOADER.NUM_WORKERS", "0",
+            "DATALOADER.TRAIN_X.BATCH_SIZE", "1", "USE_CUDA", str(device == "cuda"), "VERBOSE", "False"]
+    if prec:
+        opts += [f"TRAINER.{trainer_name.upper()}.PREC", prec]
+    cfg_file = TRAINER_CONFIGS.get(trainer_name, "")
+    args = train.build_parser().parse_args(
+        ["--root", root, "--trainer", trainer_name, "--output-dir", osp.join(root, "out"),
+         "--dataset-config-file", osp.join(REPO, "configs/datasets/oxford_pets.yaml")]
+        + (["--config-file", osp.join(REPO, cfg_file)] if cfg_file and osp.exists(osp.join(REPO, cfg_file)) else [])
+        + opts)
+    cfg = train.setup_cfg(args)
+    with redirect_stdout(io.StringIO()):
+        trainer = build_trainer(cfg)
+    trainer.set_model_mode("train")
+    size = cfg.INPUT.SIZE[0] if backbone != "tiny" else 224
+    dev = trainer.device
+    gen = torch.Generator().manual_seed(0)
+    batch_dict = {"img": torch.randn(batch, 3, size, size, generator=gen).to(dev),
+                  "label": torch.randint(0, n_classes, (batch,), generator=gen).to(dev)}
+    trainer.num_batches, trainer.batch_idx = 10 ** 9, 0  # never the last batch: no LR step / GPA
+    for _ in range(2):  # warm-up
+        trainer.forward_backward(batch_dict)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_mem = torch.cuda.memory_allocated() / 2 ** 20
+    rss_before = _peak_rss_mb()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        trainer.forward_backward(batch_dict)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    result = {"trainer": trainer_name, "backbone": backbone, "batch": batch, "classes": n_classes,
+              "device": dev.type, "precision": trainer.precision, "median_step_s": statistics.median(times),
+              "min_step_s": min(times)}
+    if dev.type == "cuda":
+        result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        result["model_mem_mb"] = base_mem
+    else:
+        result["peak_mem_mb"] = _peak_rss_mb()
+        result["step_mem_growth_mb"] = _peak_rss_mb() - rss_before
+    return result
+
+
+def run_child(trainer_name, backbone, args):
+    cmd = [sys.executable, "-m", "bench.step", "--child", trainer_name, backbone, "--batch", str(args.batch),
+           "--classes", str(args.classes), "--steps", str(args.steps), "--device", args.device]
+    if args.prec:
+        cmd += ["--prec", args.prec]
+    env = dict(os.environ, DASSL_ENV_INFO="short")
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{trainer_name}/{backbone} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trainer", nargs="+", default=["IVLP", "PromptOT"])
+    parser.add_argument("--backbone", nargs="+", default=["tiny", "ViT-B/16"])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--classes", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--prec", default="", help="override PREC (default: the config's; fp16 falls back "
+                                                    "to fp32 on CPU)")
+    parser.add_argument("--json", default="")
+    parser.add_argument("--child", nargs=2, metavar=("TRAINER", "BACKBONE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        with tempfile.TemporaryDirectory() as root:
+            res = measure(args.child[0], args.child[1], args.batch, args.classes, args.steps, args.device,
+                          args.prec, root)
+        print(json.dumps(res))
+        return 0
+
+    rows = []
+    for backbone in args.backbone:
+        ref = None
+        for trainer_name in args.trainer:
+            res = run_child(trainer_name, backbone, args)
+            ref = ref or res
+            res["time_ratio"] = res["median_step_s"] / ref["median_step_s"]
+            res["mem_ratio"] = res["peak_mem_mb"] / ref["peak_mem_mb"]
+            rows.append(res)
+            print(f"{backbone:10s} {trainer_name:10s} {res['device']}/{res['precision']:5s} "
+                  f"step {res['median_step_s'] * 1e3:8.1f} ms  peak {res['peak_mem_mb']:8.0f} MB  "
+                  f"x{res['time_ratio']:.2f} time, x{res['mem_ratio']:.2f} memory vs {args.trainer[0]}",
+                  flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+def _cuda():
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
