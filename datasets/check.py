@@ -118,6 +118,17 @@ def format_report(report):
     return "\n".join(out)
 
 
+def config_stem_to_name(name):
+    """Accept the script identifiers too (``oxford_pets`` -> ``OxfordPets``, via configs/datasets/*.yaml)."""
+    import yaml
+
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs", "datasets", f"{name}.yaml")
+    if osp.isfile(path):
+        with open(path) as f:
+            return (yaml.safe_load(f) or {}).get("DATASET", {}).get("NAME", name)
+    return name
+
+
 def exit_status(reports, names_given):
     bad = []
     for r in reports:
@@ -144,6 +155,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     known = dataset_names()
+    args.names = [config_stem_to_name(n) for n in args.names]
     unknown = [n for n in args.names if n not in known]
     if unknown:
         from dassl.utils import get_most_similar_str_to_a_from_b
