@@ -274,16 +274,16 @@ def bench_bandwidth(device, repeat):
     cost, b_cls, _ = align_costs(gen)
     B, C, MN, P, L = cost.shape
     K = torch.exp(-cost.reshape(-1, P, L).to(device) / EPS)
-    KT, _ = otm._operands(K, rowform=True)
+    A_v, A_u = otm._operands(K, "row")
     a = torch.full((len(K), P), 1.0 / P, device=device)
     b = b_cls[None, :, None, :].expand(B, C, MN, L).reshape(-1, L).float().to(device)
-    state, data = (torch.ones_like(a), torch.ones_like(b)), (K, KT, a, b)
+    state, data = (torch.ones_like(a), torch.ones_like(b)), (A_v, A_u, a, b)
     nbytes = 2 * K.numel() * K.element_size()  # K and K^T are each read once per iteration
     iters = 10
 
     def run_iters(state=state, data=data):
         for _ in range(iters):
-            state, _ = otm._kernel_step(state, data, False, rowform=True)
+            state, _ = otm._kernel_step(state, data, False, "row")
         return state
 
     _, t_it = _timed(run_iters, device, repeat)

@@ -7,7 +7,8 @@ Names accepted by :func:`load` / :func:`load_clip_to_cpu`:
 * a path to a checkpoint file: an OpenAI TorchScript archive or a plain OpenAI-layout state dict;
 * an open_clip ``model:pretrained-tag`` pair (e.g. ``ViT-B-16:laion2b_s34b_b88k``) whose weights are
   already in the Hugging Face / open_clip cache;
-* ``tiny``: a small randomly initialised CLIP (fixed seed) for tests.
+* ``tiny``: a small randomly initialised CLIP (fixed seed) for tests;
+* ``miniworld``: the small CLIP pretrained on the mini-world (``clip/weights/miniworld.pt``, shipped).
 
 ``pretrained=False`` builds the same architecture with random weights (for benchmarks).
 """
@@ -44,6 +45,10 @@ OPENAI_FILES = {
 
 TINY_NAME = "tiny"
 TINY_SEED = 0
+# Backbones shipped with the repository: name -> file under clip/weights/ (an OpenAI-layout fp16 state dict)
+MINIWORLD_NAME = "miniworld"
+PACKAGED_WEIGHTS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), "weights")
+PACKAGED = {MINIWORLD_NAME: "miniworld.pt"}
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -52,7 +57,7 @@ class WeightsNotFoundError(FileNotFoundError):
 
 def available_models():
     """The names :func:`load` understands without a file path."""
-    return list(OPENAI_FILES) + [TINY_NAME, "<open_clip model>:<pretrained tag>", "<path to a checkpoint>"]
+    return list(OPENAI_FILES) + [TINY_NAME, *PACKAGED, "<open_clip model>:<pretrained tag>", "<path to a checkpoint>"]
 
 
 def weights_dirs():
@@ -68,6 +73,12 @@ def resolve_weights(name: str) -> str:
     """The local file holding ``name``'s weights; raise :class:`WeightsNotFoundError` saying what to do."""
     if osp.isfile(osp.expanduser(name)):
         return osp.abspath(osp.expanduser(name))
+    if name in PACKAGED:
+        path = osp.join(PACKAGED_WEIGHTS_DIR, PACKAGED[name])
+        if not osp.isfile(path):
+            raise WeightsNotFoundError(f"The '{name}' checkpoint {path} is missing: it is part of the repository "
+                                       "(restore it with git, or re-create it: see README, 'Mini-world demo').")
+        return path
     if name in OPENAI_FILES:
         fname, arch = OPENAI_FILES[name]
         candidates = [osp.join(d, fname) for d in weights_dirs()]
@@ -87,7 +98,8 @@ def resolve_weights(name: str) -> str:
     if osp.sep in name or name.endswith((".pt", ".pth", ".bin", ".safetensors", ".tar")):
         raise WeightsNotFoundError(f"CLIP checkpoint file not found: '{name}' (no such file).")
     raise WeightsNotFoundError(
-        f"Unknown CLIP backbone '{name}'. Use one of {list(OPENAI_FILES)}, '{TINY_NAME}', a path to a "
+        f"Unknown CLIP backbone '{name}'. Use one of {list(OPENAI_FILES)}, '{TINY_NAME}', "
+        f"{', '.join(repr(n) for n in PACKAGED)}, a path to a "
         "checkpoint file, or an open_clip 'model:pretrained-tag' pair (see open_clip.list_pretrained())."
     )
 
@@ -162,17 +174,34 @@ def tiny_config() -> dict:
     )
 
 
+def miniworld_config() -> dict:
+    """Architecture of the ``miniworld`` backbone (pretrained on the mini-world, ``clip/weights/miniworld.pt``).
+
+    ViT: 48x48 images, patch 8, width 128 (2 heads of 64), 6 layers; text: CLIP's 49408-token BPE vocabulary,
+    context 77, width 64 (1 head), 3 layers; embedding 96. Head widths are 64, so an OpenAI-layout state dict
+    of it rebuilds exactly this model (``build_model`` infers heads = width // 64).
+    """
+    return dict(
+        embed_dim=96,
+        vision_cfg=CLIPVisionCfg(layers=6, width=128, head_width=64, patch_size=8, image_size=48),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=3),
+        quick_gelu=True,
+    )
+
+
 def _build_random(name: str, seed: int = TINY_SEED) -> CLIP:
     """The architecture of ``name`` with random weights (fixed seed; global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == TINY_NAME:
             model = open_clip.model.CLIP(**tiny_config(), cast_dtype=torch.float16)
+        elif name == MINIWORLD_NAME:
+            model = open_clip.model.CLIP(**miniworld_config(), cast_dtype=torch.float16)
         else:
             arch = OPENAI_FILES[name][1] if name in OPENAI_FILES else name.split(":", 1)[0]
             if arch not in open_clip.list_models():
                 raise ValueError(f"Unknown architecture '{name}' for random weights; use one of "
-                                 f"{list(OPENAI_FILES)} or {TINY_NAME}")
+                                 f"{list(OPENAI_FILES)}, {TINY_NAME} or {MINIWORLD_NAME}")
             cfg = open_clip.get_model_config(arch)
             model = open_clip.model.CLIP(**cfg, quick_gelu=True, cast_dtype=torch.float16)
     convert_weights_to_lp(model, dtype=torch.float16)

@@ -266,3 +266,21 @@ def test_registry_duplicate_and_force():
         reg.register(A)
     reg.register(A, force=True)
     assert reg.registered_names() == ["A"] and reg.get("A") is A
+
+
+def test_domain_and_class_samplers_compose_batches_as_dassl():
+    from dassl.data.samplers import RandomClassSampler, RandomDomainSampler, SeqDomainSampler
+
+    data = [Datum(impath=f"/x/{i}.jpg", label=i % 4, domain=i % 3) for i in range(36)]
+    idxs = list(RandomDomainSampler(data, batch_size=6, n_domain=2))
+    assert len(idxs) == len(set(idxs)) and len(idxs) % 6 == 0
+    for b in range(0, len(idxs), 6):  # 2 domains x 3 items per batch
+        doms = [data[i].domain for i in idxs[b:b + 6]]
+        assert doms[:3] == [doms[0]] * 3 and doms[3:] == [doms[3]] * 3 and doms[0] != doms[3]
+    idxs = list(SeqDomainSampler(data, batch_size=6))  # every domain, in order, 2 items each
+    for b in range(0, len(idxs), 6):
+        assert [data[i].domain for i in idxs[b:b + 6]] == [0, 0, 1, 1, 2, 2]
+    idxs = list(RandomClassSampler(data, batch_size=8, n_ins=4))  # 2 classes x 4 items per batch
+    for b in range(0, len(idxs), 8):
+        labels = [data[i].label for i in idxs[b:b + 8]]
+        assert labels[:4] == [labels[0]] * 4 and labels[4:] == [labels[4]] * 4

@@ -23,11 +23,17 @@ class VLPromptTrainer(PromptTrainer):
         print(f"Number of context words (tokens) for Vision prompting: {t.N_CTX_VISION}")
         return learner
 
+    def prompted_outputs(self, images):
+        """Prompted ``image [B, E]`` and ``text [C, E]`` features and their ``logits [B, C]``."""
+        image = self.model.image_features(images)
+        text = self.model.text_features()
+        return image, text, self.model.logits(image, text)
+
 
 @TRAINER_REGISTRY.register()
 class IVLP(VLPromptTrainer):
     cfg_node = "IVLP"
 
     def compute_loss(self, images, labels):
-        logits = self.model(images)
+        _, _, logits = self.prompted_outputs(images)
         return self.cross_entropy(logits, labels), {}, logits

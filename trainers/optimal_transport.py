@@ -45,8 +45,8 @@ CPU_CHUNK_BYTES = 4 << 20
 SMALL_NUMPY_NUMEL = 4096
 # Exact OT of uniform square problems up to this size enumerates all permutations on device.
 MAX_PERMUTATION_SIZE = 6
-# Problems with m * n at least this use row-vector batched products (see ``_operands``).
-ROWFORM_MIN_SIZE = 64
+# Problems with fewer than this many cost entries are iterated in the problem-minor layout.
+BATCH_LAST_MAX_SIZE = 64
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,46 +114,58 @@ def _chunk_slices(n_items, item_bytes, device):
 
 
 # --------------------------------------------------------------------------------------------------
-# kernel products (torch or NumPy arrays)
+# kernel products, in one of two memory layouts
+#   "row":  problem-major; scalings u [P, m], v [P, n]; K v and K^T u as batched row-vector products
+#           v^T K^T and u^T K (K^T materialised on CPU so that both products stream contiguous memory).
+#   "last": problem-minor, for small problems (m * n < BATCH_LAST_MAX_SIZE), where batched matmul pays
+#           a per-matrix overhead; u [m, P], v [n, P], kernels stored [n, m, P] and [m, n, P], and each
+#           product is an elementwise multiply and a sum over the leading axis, vectorised over problems.
 # --------------------------------------------------------------------------------------------------
-def _operands(K, rowform):
-    """Operands ``(A_v, A_u)`` of ``K v`` and ``K^T u`` for kernels ``K [P, m, n]`` (see :func:`_apply`).
-
-    Row form (``v^T K^T``, ``u^T K``) is the fast batched product for large problems; matrix-vector form
-    (``K v``, ``K^T u``) for tiny ones, where the per-matrix overhead of batched matmul dominates. On CPU
-    the transposed kernel is materialised so that both products stream contiguous memory.
-    """
-    KT = K.swapaxes(1, 2)
-    if isinstance(KT, torch.Tensor) and KT.device.type == "cpu":
-        KT = KT.contiguous()
-    return (KT, K) if rowform else (K, KT)
+def _layout(m, n):
+    return "last" if m * n < BATCH_LAST_MAX_SIZE else "row"
 
 
-def _apply(A, x, rowform):
-    """Batched product with an operand of :func:`_operands`: ``x [P, k]`` -> ``[P, l]``."""
-    return (x[:, None, :] @ A)[:, 0, :] if rowform else (A @ x[:, :, None])[:, :, 0]
+def _operands(K, layout):
+    """Operands ``(A_v, A_u)`` of ``K v`` and ``K^T u`` for torch kernels ``K [P, m, n]`` (see :func:`_apply`)."""
+    if layout == "last":
+        return K.permute(2, 1, 0).contiguous(), K.permute(1, 2, 0).contiguous()
+    KT = K.transpose(1, 2)
+    return (KT.contiguous() if K.device.type == "cpu" else KT), K
 
 
-def _rowform(m, n):
-    return m * n >= ROWFORM_MIN_SIZE
+def _apply(A, x, layout):
+    """``K v`` (``A = A_v``, ``x = v``) or ``K^T u`` (``A = A_u``, ``x = u``) in ``layout`` (torch or NumPy)."""
+    if layout == "last":
+        return (A * x[:, None, :]).sum(0)
+    return (x[:, None, :] @ A)[:, 0, :]
+
+
+def _vec(x, layout):
+    """Per-problem vectors ``[P, k]`` (torch) in ``layout`` (``[k, P]`` for "last")."""
+    return x.T.contiguous() if layout == "last" else x
+
+
+def _per_problem_sum(x, layout):
+    """Sum of per-problem vectors in ``layout`` -> ``[P]``."""
+    return x.sum(0) if layout == "last" else x.sum(-1)
 
 
 # --------------------------------------------------------------------------------------------------
 # Sinkhorn iterations (stop rule "tol")
 # --------------------------------------------------------------------------------------------------
-def _kernel_step(state, data, need_err, rowform):
+def _kernel_step(state, data, need_err, layout):
     """One multiplicative Sinkhorn iteration: ``u = a / (K v)``, then ``v = b / (K^T u)``.
 
-    state ``(u [P, m], v [P, n])``; data ``(A_v, A_u, a [P, m], b [P, n])`` (operands of :func:`_operands`).
-    Returns the new state and, if ``need_err``, the L1 row-marginal violation ``[P]`` of the *old* state
-    (its column marginal is exact).
+    state ``(u, v)``, data ``(A_v, A_u, a, b)``, all in ``layout`` (see :func:`_operands`). Returns the new
+    state and, if ``need_err``, the L1 row-marginal violation ``[P]`` of the *old* state (its column
+    marginal is exact).
     """
     u, v = state
     A_v, A_u, a, b = data
-    Kv = _apply(A_v, v, rowform)
-    err = abs(u * Kv - a).sum(-1) if need_err else None
+    Kv = _apply(A_v, v, layout)
+    err = _per_problem_sum(abs(u * Kv - a), layout) * 0 if need_err else None
     u = a / Kv
-    return (u, b / _apply(A_u, u, rowform)), err
+    return (u, b / _apply(A_u, u, layout)), err
 
 
 def _log_step(state, data, need_err):
@@ -170,19 +182,21 @@ def _log_step(state, data, need_err):
     return (f, logb - torch.logsumexp(logK + f[:, :, None], dim=-2)), err
 
 
-def _iterate(step, state, data, out, *, max_iter, tol, check_every):
+def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
     """Iterate ``step`` until every problem converges; results are written into ``out``.
 
-    ``state`` / ``data``: tuples of ``[P, ...]`` arrays (torch or NumPy). Every ``check_every`` iterations
-    the problems whose error is below ``tol`` (or not finite) are frozen with their current state and
-    removed from the batch. ``out = (states, n_iter [P], err [P])`` receives, per problem, the final state,
-    the number of iterations done and the final error (NaN flags a numerical failure).
+    ``state`` / ``data``: tuples of arrays (torch or NumPy) whose first axis (last axis if
+    ``batch_last``) indexes the ``P`` problems. Every ``check_every`` iterations the problems whose error
+    is below ``tol`` (or NaN) are frozen with their current state and removed from the batch.
+    ``out = (states, n_iter [P], err [P])`` receives, per problem, the final state, the number of
+    iterations done and the final error (NaN flags a numerical failure).
     """
     out_state, out_iter, out_err = out
     if isinstance(out_iter, np.ndarray):
         idx = np.arange(len(out_iter))
     else:
         idx = torch.arange(len(out_iter), device=out_iter.device)
+    sl = (lambda k: (Ellipsis, k)) if batch_last else (lambda k: k)
     for it in range(max_iter + 1):
         check = it == max_iter or (it > 0 and it % check_every == 0)
         new_state, err = step(state, data, check)
@@ -190,14 +204,14 @@ def _iterate(step, state, data, out, *, max_iter, tol, check_every):
             stop = ~(err >= tol) | (it == max_iter)  # converged, numerical failure (NaN) or cap
             if stop.any():
                 for o, s in zip(out_state, state):
-                    o[idx[stop]] = s[stop]
+                    o[sl(idx[stop])] = s[sl(stop)]
                 out_iter[idx[stop]] = it
                 out_err[idx[stop]] = err[stop]
                 if stop.all():
                     return
                 keep = ~stop
-                new_state = tuple(s[keep] for s in new_state)
-                data = tuple(d[keep] for d in data)
+                new_state = tuple(s[sl(keep)] for s in new_state)
+                data = tuple(d[sl(keep)] for d in data)
                 idx = idx[keep]
         state = new_state
 
@@ -206,10 +220,11 @@ def _solve_kernel(Ct, a, b, eps, opts):
     """Multiplicative Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
     P, m, n = Ct.shape
     small = Ct.device.type == "cpu" and Ct.numel() <= SMALL_NUMPY_NUMEL
-    K = torch.exp(Ct.double() / -eps) if small else torch.exp(Ct / -eps)
-    rowform = _rowform(m, n)
-    data = (*_operands(K, rowform), a.to(K.dtype), b.to(K.dtype))
-    state = ((a > 0).to(K.dtype), (b > 0).to(K.dtype))
+    K = torch.exp((Ct.double() if small else Ct) / -eps)
+    layout = _layout(m, n)
+    a_, b_ = _vec(a.to(K.dtype), layout), _vec(b.to(K.dtype), layout)
+    data = (*_operands(K, layout), a_, b_)
+    state = ((a_ > 0).to(K.dtype), (b_ > 0).to(K.dtype))
     if small:  # NumPy float64: far less per-operation overhead than torch on tiny arrays
         data = tuple(x.numpy() for x in data)
         state = tuple(x.numpy() for x in state)
@@ -217,9 +232,11 @@ def _solve_kernel(Ct, a, b, eps, opts):
     else:
         out = ([s.clone() for s in state], torch.zeros(P, dtype=torch.long, device=Ct.device),
                torch.zeros(P, dtype=Ct.dtype, device=Ct.device))
-    step = functools.partial(_kernel_step, rowform=rowform)
-    _iterate(step, state, data, out, **opts)
+    step = functools.partial(_kernel_step, layout=layout)
+    _iterate(step, state, data, out, batch_last=layout == "last", **opts)
     u, v = (torch.as_tensor(x, device=Ct.device) for x in out[0])
+    if layout == "last":
+        u, v = u.T, v.T
     plan = (u[:, :, None] * K * v[:, None, :]).to(Ct.dtype)
     return plan, torch.as_tensor(out[1], device=Ct.device), torch.as_tensor(out[2], device=Ct.device)
 
@@ -232,7 +249,7 @@ def _solve_log(Ct, a, b, eps, opts):
     state = (torch.zeros_like(a).masked_fill(a == 0, -math.inf), torch.zeros_like(b).masked_fill(b == 0, -math.inf))
     out = ([s.clone() for s in state], torch.zeros(P, dtype=torch.long, device=Ct.device),
            torch.zeros(P, dtype=Ct.dtype, device=Ct.device))
-    _iterate(_log_step, state, (logK, loga, logb, a), out, **opts)
+    _iterate(_log_step, state, (logK, loga, logb, a), out, batch_last=False, **opts)
     (f, g), n_iter, err = out
     return torch.exp(logK + f[:, :, None] + g[:, None, :]), n_iter, err
 
@@ -277,7 +294,17 @@ def _sinkhorn_tol(C, a, b, eps, method, padded, opts):
 # --------------------------------------------------------------------------------------------------
 # Sinkhorn iterations (stop rule "upstream")
 # --------------------------------------------------------------------------------------------------
-def _upstream_calls(C, a, b, eps, n_calls, *, max_iter, tol, sync_every):
+def _freeze(new, old, active, layout):
+    """``new`` where the call is ``active [G]``, else ``old`` (per-problem vectors in ``layout``)."""
+    G = len(active)
+    if layout == "last":
+        shape, mask = (new.shape[0], G, -1), active[None, :, None]
+    else:
+        shape, mask = (G, -1, new.shape[-1]), active[:, None, None]
+    return torch.where(mask, new.view(shape), old.view(shape)).view(new.shape)
+
+
+def _upstream_calls(C, a, b, eps, n_calls, *, padded, max_iter, tol, sync_every):
     """The released ALIGN / PLOT / SOT-GLP Sinkhorn loop on ``C [P, m, n]``, vectorised over ``n_calls``.
 
     Per call (a contiguous group of ``P / n_calls`` problems): ``r = 1``, ``c = 1`` on the valid entries;
@@ -291,37 +318,39 @@ def _upstream_calls(C, a, b, eps, n_calls, *, max_iter, tol, sync_every):
     """
     P, m, n = C.shape
     G, size = n_calls, P // n_calls
-    valid = _valid(a, b)
-    K = torch.exp(C.masked_fill(~valid, 0.0) / -eps)  # K = 1 on padding, where r and c are 0
-    rowform = _rowform(m, n)
-    A_c, A_r = _operands(K, rowform)
-    r, c = (a > 0).to(C.dtype), (b > 0).to(C.dtype)
-    count = (a > 0).reshape(G, -1).sum(-1).clamp_min(1)
+    valid = _valid(a, b) if padded else None
+    K = torch.exp((C.masked_fill(~valid, 0.0) if padded else C) / -eps)  # K = 1 on padding (r, c are 0)
+    layout = _layout(m, n)
+    A_c, A_r = _operands(K, layout)
+    a_, b_ = _vec(a, layout), _vec(b, layout)
+    r, c = (a_ > 0).to(C.dtype), (b_ > 0).to(C.dtype)
+    count = _per_problem_sum(r, layout).reshape(G, size).sum(-1).clamp_min(1)  # valid rows per call
     active = torch.ones(G, dtype=torch.bool, device=C.device)
     n_iter = torch.zeros(G, dtype=torch.long, device=C.device)
-    freeze = not (G == 1 and sync_every == 1)  # one call tested every iteration just stops
+    freeze = not (G == 1 and sync_every == 1)  # one call tested every iteration simply stops
     for it in range(1, max_iter + 1):
-        r_new = a / _apply(A_c, c, rowform)
-        c_new = b / _apply(A_r, r_new, rowform)
-        change = (r_new - r).abs().reshape(G, -1).sum(-1) / count
+        r_new = a_ / _apply(A_c, c, layout)
+        c_new = b_ / _apply(A_r, r_new, layout)
+        delta = (r_new - r).abs()
+        change = (delta.sum() if G == 1 else _per_problem_sum(delta, layout).reshape(G, size).sum(-1)) / count
         if freeze:
-            live = active[:, None, None]
-            r = torch.where(live, r_new.view(G, size, m), r.view(G, size, m)).view(P, m)
-            c = torch.where(live, c_new.view(G, size, n), c.view(G, size, n)).view(P, n)
+            r, c = _freeze(r_new, r, active, layout), _freeze(c_new, c, active, layout)
         else:
             r, c = r_new, c_new
         n_iter += active
         active = active & ~(change < tol)
         if it % sync_every == 0 and not bool(active.any()):
             break
+    if layout == "last":
+        r, c = r.T, c.T
     plan = r[:, :, None] * K * c[:, None, :]
     fallback = torch.isnan(plan).reshape(G, -1).any(-1)
     if bool(fallback.any()):
-        plan = torch.where(fallback.repeat_interleave(size)[:, None, None], K * valid, plan)
+        plan = torch.where(fallback.repeat_interleave(size)[:, None, None], K * valid if padded else K, plan)
     return plan, n_iter, fallback, ~active
 
 
-def _sinkhorn_upstream(C, a, b, eps, n_calls, *, max_iter, tol, check_every):
+def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_every):
     """Stop rule "upstream" on ``C [P, m, n]``, in chunks of whole calls on CPU (cache-sized).
 
     On CPU the stop test is read every iteration (no device to sync with); elsewhere every
@@ -335,8 +364,8 @@ def _sinkhorn_upstream(C, a, b, eps, n_calls, *, max_iter, tol, check_every):
             for k, dt in (("n_iter", torch.long), ("fallback", torch.bool), ("converged", torch.bool))}
     for g in _chunk_slices(n_calls, 2 * size * m * n * C.element_size(), C.device):
         p = slice(g.start * size, g.stop * size)
-        plan[p], *res = _upstream_calls(C[p], a[p], b[p], eps, g.stop - g.start, max_iter=max_iter, tol=tol,
-                                        sync_every=sync_every)
+        plan[p], *res = _upstream_calls(C[p], a[p], b[p], eps, g.stop - g.start, padded=padded,
+                                        max_iter=max_iter, tol=tol, sync_every=sync_every)
         for k, v in zip(("n_iter", "fallback", "converged"), res):
             info[k][g] = v
     return plan, {k: v.repeat_interleave(size) for k, v in info.items()}
@@ -417,7 +446,7 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         n_calls = math.prod(batch_shape[:call_dims])
         with torch.no_grad():
             plan, info = _sinkhorn_upstream(
-                C, a_, b_, eps, n_calls, max_iter=100 if max_iter is None else max_iter,
+                C, a_, b_, eps, n_calls, padded=padded, max_iter=100 if max_iter is None else max_iter,
                 tol=1e-2 if tol is None else tol, check_every=check_every)
     else:
         raise ValueError(f"unknown stop_rule {stop_rule!r}")

@@ -64,9 +64,7 @@ class PromptOT(VLPromptTrainer):
     def compute_loss(self, images, labels):
         t = self.tcfg
         model = self.model
-        text = model.text_features()
-        image = model.image_features(images)
-        logits = model.logits(image, text)
+        image, text, logits = self.prompted_outputs(images)
         loss_ce = self.cross_entropy(logits, labels)
         if t.LAMBDA == 0:  # IVLP exactly; skip the frozen forward
             return loss_ce, {"loss_ce": loss_ce.item(), "loss_ot": 0.0}, logits

@@ -39,9 +39,7 @@ class PromptSRC(VLPromptTrainer):
     def compute_loss(self, images, labels):
         t = self.tcfg
         model = self.model
-        text = model.text_features()
-        image = model.image_features(images)
-        logits = model.logits(image, text)
+        image, text, logits = self.prompted_outputs(images)
         zs_image = model.frozen_image_features(images)
         zs_text = model.zs_text_features
         zs_logits = model.logits(zs_image, zs_text.to(zs_image.dtype))

@@ -6,6 +6,23 @@ from collections import defaultdict
 from torch.utils.data.sampler import RandomSampler, Sampler, SequentialSampler
 
 
+def _draw_by_domain(domain_dict, pick_domains, n_per_domain):
+    """Indices batch by batch: for each domain of ``pick_domains()``, ``n_per_domain`` random unused items;
+    stop once a drawn domain has fewer than ``n_per_domain`` items left (Dassl's rule)."""
+    remaining = copy.deepcopy(domain_dict)
+    final_idxs = []
+    stop_sampling = False
+    while not stop_sampling:
+        for domain in pick_domains():
+            selected = random.sample(remaining[domain], n_per_domain)
+            final_idxs.extend(selected)
+            for idx in selected:
+                remaining[domain].remove(idx)
+            if len(remaining[domain]) < n_per_domain:
+                stop_sampling = True
+    return final_idxs
+
+
 class RandomDomainSampler(Sampler):
     """Each batch: ``n_domain`` random domains x ``batch_size // n_domain`` random items each."""
 
@@ -24,20 +41,8 @@ class RandomDomainSampler(Sampler):
         self.length = len(list(self.__iter__()))
 
     def __iter__(self):
-        domain_dict = copy.deepcopy(self.domain_dict)
-        final_idxs = []
-        stop_sampling = False
-        while not stop_sampling:
-            selected_domains = random.sample(self.domains, self.n_domain)
-            for domain in selected_domains:
-                idxs = domain_dict[domain]
-                selected_idxs = random.sample(idxs, self.n_img_per_domain)
-                final_idxs.extend(selected_idxs)
-                for idx in selected_idxs:
-                    domain_dict[domain].remove(idx)
-                if len(domain_dict[domain]) < self.n_img_per_domain:
-                    stop_sampling = True
-        return iter(final_idxs)
+        return iter(_draw_by_domain(self.domain_dict, lambda: random.sample(self.domains, self.n_domain),
+                                    self.n_img_per_domain))
 
     def __len__(self):
         return self.length
@@ -57,19 +62,7 @@ class SeqDomainSampler(Sampler):
         self.length = len(list(self.__iter__()))
 
     def __iter__(self):
-        domain_dict = copy.deepcopy(self.domain_dict)
-        final_idxs = []
-        stop_sampling = False
-        while not stop_sampling:
-            for domain in self.domains:
-                idxs = domain_dict[domain]
-                selected_idxs = random.sample(idxs, self.n_img_per_domain)
-                final_idxs.extend(selected_idxs)
-                for idx in selected_idxs:
-                    domain_dict[domain].remove(idx)
-                if len(domain_dict[domain]) < self.n_img_per_domain:
-                    stop_sampling = True
-        return iter(final_idxs)
+        return iter(_draw_by_domain(self.domain_dict, lambda: self.domains, self.n_img_per_domain))
 
     def __len__(self):
         return self.length

@@ -1,0 +1,316 @@
+"""Tests of trainers/optimal_transport.py against POT and independent computations (float64 unless noted)."""
+import itertools
+
+import numpy as np
+import ot
+import pytest
+import torch
+
+from trainers import optimal_transport as otm
+from trainers.optimal_transport import exact_ot, ot_value, sinkhorn
+
+
+def _simplex(gen, *shape):
+    x = torch.rand(*shape, generator=gen, dtype=torch.float64) + 0.1
+    return x / x.sum(-1, keepdim=True)
+
+
+def _pot_sinkhorn(a, b, C, eps, stop=1e-15):
+    """POT's plan, by default run to (near) machine precision."""
+    return torch.from_numpy(ot.sinkhorn(a.numpy(), b.numpy(), C.numpy(), eps, stopThr=stop, numItermax=100000))
+
+
+# ------------------------------------------------------------------------------------------------
+# sinkhorn, stop rule "tol", against POT
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["kernel", "log", "auto"])
+@pytest.mark.parametrize("m,n", [(5, 4), (20, 15)])  # problem-minor and problem-major layouts
+def test_sinkhorn_matches_pot(method, m, n):
+    gen = torch.Generator().manual_seed(m * n)
+    C = torch.rand(2, 3, m, n, generator=gen, dtype=torch.float64) * 2
+    a, b = _simplex(gen, 2, 3, m), _simplex(gen, 2, 3, n)
+    eps = 0.1
+    plan, log = sinkhorn(C, a, b, eps=eps, tol=1e-14, max_iter=20000, method=method, log=True)
+    assert plan.shape == C.shape and plan.dtype == torch.float64
+    assert bool(log["converged"].all())
+    for i, j in itertools.product(range(2), range(3)):
+        ref = _pot_sinkhorn(a[i, j], b[i, j], C[i, j], eps)
+        assert (plan[i, j] - ref).abs().max() < 1e-8
+    assert bool(log["log_domain"].all()) == (method == "log")
+
+
+def test_sinkhorn_uniform_default_and_broadcast_marginal():
+    gen = torch.Generator().manual_seed(1)
+    C = torch.rand(4, 6, 7, generator=gen, dtype=torch.float64)
+    b = _simplex(gen, 7)  # one marginal shared by the whole batch
+    plan = sinkhorn(C, None, b, eps=0.05, tol=1e-14, max_iter=20000)
+    for k in range(4):
+        ref = _pot_sinkhorn(torch.full((6,), 1 / 6, dtype=torch.float64), b, C[k], 0.05)
+        assert (plan[k] - ref).abs().max() < 1e-8
+
+
+@pytest.mark.parametrize("method", ["kernel", "log"])
+@pytest.mark.parametrize("m,n", [(6, 5), (24, 12)])
+def test_sinkhorn_padded_equals_unpadded_subproblem(method, m, n):
+    gen = torch.Generator().manual_seed(7 + m)
+    P = 5
+    C = torch.rand(P, m, n, generator=gen, dtype=torch.float64) * 3
+    a, b = _simplex(gen, P, m), _simplex(gen, P, n)
+    rows = [m, m - 2, m // 2, m, 3]  # valid sizes per problem; the rest is padding
+    cols = [n, 2, n - 1, n // 2, n]
+    for p in range(P):
+        a[p, rows[p]:] = 0
+        b[p, cols[p]:] = 0
+        C[p, rows[p]:, :] = 123.0  # padding values must not matter
+        C[p, :, cols[p]:] = -7.0
+    a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
+    plan = sinkhorn(C, a, b, eps=0.08, tol=1e-14, max_iter=50000, method=method)
+    for p in range(P):
+        r, c = rows[p], cols[p]
+        ref = _pot_sinkhorn(a[p, :r], b[p, :c], C[p, :r, :c], 0.08)
+        assert (plan[p, :r, :c] - ref).abs().max() < 1e-8
+        assert plan[p, r:, :].abs().max() == 0 if r < m else True
+        assert plan[p, :, c:].abs().max() == 0 if c < n else True
+
+
+def test_sinkhorn_per_problem_convergence_independent_of_batch():
+    gen = torch.Generator().manual_seed(3)
+    easy = torch.rand(1, 8, 9, generator=gen, dtype=torch.float64) * 0.1
+    hard = torch.rand(1, 8, 9, generator=gen, dtype=torch.float64) * 3
+    both, log = sinkhorn(torch.cat([easy, hard]), eps=0.05, tol=1e-10, log=True)
+    alone_easy, log_easy = sinkhorn(easy, eps=0.05, tol=1e-10, log=True)
+    alone_hard, log_hard = sinkhorn(hard, eps=0.05, tol=1e-10, log=True)
+    assert log["n_iter"][0] < log["n_iter"][1]  # stopped separately...
+    assert log["n_iter"].tolist() == [log_easy["n_iter"][0].item(), log_hard["n_iter"][0].item()]
+    assert torch.allclose(both[0], alone_easy[0], rtol=0, atol=1e-15)  # ...with the plan it had alone
+    assert torch.allclose(both[1], alone_hard[0], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-2, 0.1])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sinkhorn_half_inputs_small_eps_are_finite(eps, dtype):
+    gen = torch.Generator().manual_seed(11)
+    cost = (torch.rand(3, 40, 12, generator=gen) * 4).to(dtype)  # costs in [0, 4]
+    b = torch.full((3, 12), 1 / 12)
+    b[1, 9:] = 0  # one padded problem
+    b[1] /= b[1].sum()
+    plan, log = sinkhorn(cost, b=b, eps=eps, max_iter=300, log=True)
+    assert plan.dtype == torch.float32
+    assert bool(torch.isfinite(plan).all()) and bool((plan >= 0).all())
+    # the column marginal is exact after every iteration, whatever the convergence of the rows
+    assert (plan.sum(-2) - b).abs().max() < 1e-5
+    assert plan[1, :, 9:].abs().max() == 0
+    assert bool(log["log_domain"].all()) == (eps < 0.1)  # (max cost / eps) > 40 -> log domain
+    if eps == 0.1:  # converged: equal to POT on the same (fp16-rounded) costs
+        assert bool(log["converged"].all())
+        ref = _pot_sinkhorn(torch.full((40,), 1 / 40, dtype=torch.float64), b[0].double(), cost[0].double(), eps,
+                            stop=1e-8)
+        assert (plan[0].double() - ref).abs().max() < 1e-5
+
+
+def test_sinkhorn_kernel_overflow_falls_back_to_log_domain(monkeypatch):
+    # Row 2 must send 0.8 of its mass through an entry of reduced cost 200 * eps: the scalings need a
+    # factor e^200, beyond float32. (float64 POT can still do it with plain multiplicative updates.)
+    L, eps = 2.0, 0.01
+    cost = torch.tensor([[0.0, 0.0], [L, 0.0]])
+    a, b = torch.tensor([0.1, 0.9]), torch.tensor([0.9, 0.1])
+    ref = _pot_sinkhorn(a.double(), b.double(), cost.double(), eps, stop=1e-12)
+    monkeypatch.setattr(otm, "SMALL_NUMPY_NUMEL", 0)  # iterate in torch float32, not the NumPy float64 path
+    kernel = sinkhorn(cost, a, b, eps=eps, method="kernel", max_iter=200)
+    assert not bool(torch.isfinite(kernel).all())  # plain multiplicative updates in float32 break down
+    # make "auto" try the kernel first: the failure must be detected and the problem redone in log domain
+    monkeypatch.setitem(otm.KERNEL_MAX_RANGE, torch.float32, 1e9)
+    plan, log = sinkhorn(cost, a, b, eps=eps, max_iter=200, log=True)
+    assert bool(log["log_domain"]) and bool(torch.isfinite(plan).all())
+    assert (plan.double() - ref).abs().max() < 1e-6
+
+
+def test_sinkhorn_builds_no_graph():
+    cost = torch.rand(2, 5, 6, requires_grad=True)
+    plan = sinkhorn(cost, eps=0.1)
+    assert not plan.requires_grad and plan.grad_fn is None
+
+
+# ------------------------------------------------------------------------------------------------
+# stop rule "upstream" against a straightforward loop of the released rule
+# ------------------------------------------------------------------------------------------------
+def reference_upstream(K, u, v, max_iter=100, thresh=1e-2):
+    """One upstream call: K [B, m, n], u [B, m], v [B, n]; returns (plan, iterations, used_fallback)."""
+    r, c = torch.ones_like(u), torch.ones_like(v)
+    it = 0
+    for it in range(1, max_iter + 1):
+        r_prev = r
+        r = u / torch.matmul(K, c.unsqueeze(-1)).squeeze(-1)
+        c = v / torch.matmul(K.transpose(1, 2), r.unsqueeze(-1)).squeeze(-1)
+        if (r - r_prev).abs().mean().item() < thresh:
+            break
+    T = r.unsqueeze(-1) * K * c.unsqueeze(-2)
+    if torch.isnan(T).any():
+        return K, it, True
+    return T, it, False
+
+
+@pytest.mark.parametrize("m,n", [(10, 4), (16, 12)])
+def test_upstream_rule_single_call(m, n):
+    gen = torch.Generator().manual_seed(21)
+    cost = 1 - torch.rand(50, m, n, generator=gen, dtype=torch.float64) * 0.8
+    plan, log = sinkhorn(cost, eps=0.1, stop_rule="upstream", log=True)
+    K = torch.exp(-cost / 0.1)
+    ref, it, _ = reference_upstream(K, torch.full((50, m), 1 / m, dtype=torch.float64),
+                                    torch.full((50, n), 1 / n, dtype=torch.float64))
+    assert 1 < it < 100
+    assert log["n_iter"].unique().tolist() == [it]
+    assert (plan - ref).abs().max() < 1e-12
+
+
+def test_upstream_rule_per_call_stops_and_padding():
+    """ALIGN token level: one call per (image, class) over its M*N problems, L_c varying (padded)."""
+    gen = torch.Generator().manual_seed(4)
+    B, Cls, MN, P, Lmax = 2, 4, 4, 12, 7
+    lengths = [7, 3, 5, 6]
+    scale = [0.3, 1.5, 0.8, 1.2]  # different cost spreads -> different stopping iterations per call
+    cost = torch.empty(B, Cls, MN, P, Lmax, dtype=torch.float64)
+    for c in range(Cls):
+        cost[:, c] = 1 - torch.rand(B, MN, P, Lmax, generator=gen, dtype=torch.float64) * scale[c]
+    cost[:, 1, :, :, 3:] = float("nan")  # padding content is ignored
+    bmass = torch.zeros(Cls, Lmax, dtype=torch.float64)
+    for c, L in enumerate(lengths):
+        bmass[c, :L] = 1 / L
+    b = bmass[None, :, None, :].expand(B, Cls, MN, Lmax)
+    plan, log = sinkhorn(cost, b=b, eps=0.1, stop_rule="upstream", call_dims=2, log=True)
+    iters = set()
+    for i, c in itertools.product(range(B), range(Cls)):
+        L = lengths[c]
+        K = torch.exp(-cost[i, c, :, :, :L] / 0.1)
+        ref, it, _ = reference_upstream(K, torch.full((MN, P), 1 / P, dtype=torch.float64),
+                                        torch.full((MN, L), 1 / L, dtype=torch.float64))
+        iters.add(it)
+        assert (log["n_iter"][i, c] == it).all()
+        assert (plan[i, c, :, :, :L] - ref).abs().max() < 1e-12
+        assert plan[i, c, :, :, L:].abs().max() == 0 if L < Lmax else True
+    assert len(iters) > 1  # the calls really stopped at different iterations
+    # one global call over the same problems is a different rule, with different plans
+    pooled = sinkhorn(cost, b=b, eps=0.1, stop_rule="upstream", call_dims=0)
+    assert (pooled - plan).abs().max() > 1e-6
+
+
+def test_upstream_rule_nan_fallback_returns_kernel():
+    gen = torch.Generator().manual_seed(8)
+    cost = torch.rand(2, 3, 6, 5, generator=gen, dtype=torch.float64) * 4
+    eps = torch.tensor([[0.1], [1e-3]])  # second call: the kernel underflows to 0 -> NaN plan upstream
+    plans = [sinkhorn(cost[k], eps=float(eps[k]), stop_rule="upstream", log=True) for k in range(2)]
+    for k in range(2):
+        K = torch.exp(-cost[k] / float(eps[k]))
+        ref, _, fell_back = reference_upstream(K, torch.full((3, 6), 1 / 6, dtype=torch.float64),
+                                               torch.full((3, 5), 1 / 5, dtype=torch.float64))
+        plan, log = plans[k]
+        assert bool(log["fallback"].all()) == fell_back == (k == 1)
+        if fell_back:
+            assert torch.equal(plan, ref)
+        else:
+            assert (plan - ref).abs().max() < 1e-12
+
+
+# ------------------------------------------------------------------------------------------------
+# exact OT
+# ------------------------------------------------------------------------------------------------
+def test_exact_ot_4x4_equals_min_over_permutations_and_emd2():
+    gen = torch.Generator().manual_seed(12)
+    C = torch.rand(20, 4, 4, generator=gen, dtype=torch.float64)
+    plan = exact_ot(C)
+    assert plan.shape == C.shape and plan.dtype == torch.float64
+    for k in range(20):
+        best = min(sum(C[k, i, s[i]].item() for i in range(4)) for s in itertools.permutations(range(4))) / 4
+        value = (plan[k] * C[k]).sum().item()
+        assert value == pytest.approx(best, abs=1e-14)
+        assert value == pytest.approx(ot.emd2(ot.unif(4), ot.unif(4), C[k].numpy()), abs=1e-14)
+        assert torch.allclose(plan[k].sum(0), torch.full((4,), 0.25, dtype=torch.float64))
+        assert torch.allclose(plan[k].sum(1), torch.full((4,), 0.25, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 6), (3, 7, 7), (3, 5, 8)])
+def test_exact_ot_uniform_equals_emd2(shape):
+    gen = torch.Generator().manual_seed(sum(shape))
+    C = torch.rand(*shape, generator=gen, dtype=torch.float64)
+    plan = exact_ot(C)
+    m, n = shape[1:]
+    for k in range(shape[0]):
+        assert (plan[k] * C[k]).sum().item() == pytest.approx(ot.emd2(ot.unif(m), ot.unif(n), C[k].numpy()), abs=1e-12)
+
+
+def test_exact_ot_marginals_and_padding_equal_emd2():
+    gen = torch.Generator().manual_seed(13)
+    C = torch.rand(4, 6, 5, generator=gen, dtype=torch.float64)
+    a, b = _simplex(gen, 4, 6), _simplex(gen, 4, 5)
+    a[1, 4:] = 0
+    b[2, 3:] = 0
+    a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
+    plan = exact_ot(C, a, b)
+    for k in range(4):
+        r, c = a[k] > 0, b[k] > 0
+        ref = ot.emd2(a[k][r].numpy(), b[k][c].numpy(), C[k][r][:, c].numpy())
+        assert (plan[k] * C[k]).sum().item() == pytest.approx(ref, abs=1e-12)
+        assert plan[k][~r].abs().sum() == 0 and plan[k][:, ~c].abs().sum() == 0
+        assert torch.allclose(plan[k].sum(1), a[k]) and torch.allclose(plan[k].sum(0), b[k])
+
+
+def test_exact_ot_half_input_on_float32():
+    C = torch.rand(2, 4, 4).half()
+    plan = exact_ot(C)
+    assert plan.dtype == torch.float32
+    ref = exact_ot(C.double())
+    assert torch.equal(plan.double(), ref)
+
+
+# ------------------------------------------------------------------------------------------------
+# envelope gradient
+# ------------------------------------------------------------------------------------------------
+def _finite_difference(f, C, h):
+    grad = torch.zeros_like(C)
+    for idx in itertools.product(*map(range, C.shape)):
+        Cp, Cm = C.clone(), C.clone()
+        Cp[idx] += h
+        Cm[idx] -= h
+        grad[idx] = (f(Cp) - f(Cm)) / (2 * h)
+    return grad
+
+
+def test_envelope_gradient_exact_equals_finite_difference_of_emd2():
+    gen = torch.Generator().manual_seed(14)
+    for shape in [(4, 4), (4, 5)]:
+        C = torch.rand(*shape, generator=gen, dtype=torch.float64)
+        a, b = ot.unif(shape[0]), ot.unif(shape[1])
+        X = C.clone().requires_grad_(True)
+        value = ot_value(X)
+        value.backward()
+        assert value.item() == pytest.approx(ot.emd2(a, b, C.numpy()), abs=1e-14)
+        fd = _finite_difference(lambda M: ot.emd2(a, b, M.numpy()), C, 1e-6)
+        assert (X.grad - fd).abs().max() < 1e-7
+
+
+def test_envelope_gradient_sinkhorn_equals_finite_difference_of_entropic_objective():
+    gen = torch.Generator().manual_seed(15)
+    C = torch.rand(5, 4, generator=gen, dtype=torch.float64)
+    a, b = _simplex(gen, 5), _simplex(gen, 4)
+    eps = 0.2
+
+    def objective(M):  # POT's entropic OT objective at its optimum
+        T = _pot_sinkhorn(a, b, M, eps)
+        return float((T * M).sum() + eps * (T * torch.log(T)).sum())
+
+    X = C.clone().requires_grad_(True)
+    value = ot_value(X, a, b, method="sinkhorn", eps=eps, tol=1e-15, max_iter=100000)
+    value.backward()
+    T = _pot_sinkhorn(a, b, C, eps)
+    assert value.item() == pytest.approx(float((T * C).sum()), abs=1e-12)
+    fd = _finite_difference(objective, C, 1e-5)
+    assert (X.grad - fd).abs().max() < 1e-8
+
+
+def test_envelope_gradient_batched_half_cost():
+    gen = torch.Generator().manual_seed(16)
+    C = torch.rand(3, 4, 4, generator=gen).half().requires_grad_(True)
+    value, plan = ot_value(C, return_plan=True)
+    value.sum().backward()
+    assert value.shape == (3,) and value.dtype == torch.float32
+    assert torch.equal(C.grad.float(), plan)  # the plan entries (1/4 or 0) are exact in fp16
