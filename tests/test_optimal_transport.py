@@ -20,12 +20,23 @@ def _pot_sinkhorn(a, b, C, eps, stop=1e-15):
     return torch.from_numpy(ot.sinkhorn(a.numpy(), b.numpy(), C.numpy(), eps, stopThr=stop, numItermax=100000))
 
 
+@pytest.fixture(params=["numpy", "torch", "torch-chunked"])
+def solver_path(request, monkeypatch):
+    """Run a test on each code path: NumPy for tiny batches (the default at these sizes), torch in one
+    chunk (problem-minor layout for m * n < 64, problem-major otherwise), torch in many small chunks."""
+    if request.param != "numpy":
+        monkeypatch.setattr(otm, "SMALL_NUMPY_NUMEL", 0)
+    if request.param == "torch-chunked":
+        monkeypatch.setattr(otm, "CPU_CHUNK_BYTES", 1500)
+    return request.param
+
+
 # ------------------------------------------------------------------------------------------------
 # sinkhorn, stop rule "tol", against POT
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["kernel", "log", "auto"])
 @pytest.mark.parametrize("m,n", [(5, 4), (20, 15)])  # problem-minor and problem-major layouts
-def test_sinkhorn_matches_pot(method, m, n):
+def test_sinkhorn_matches_pot(method, m, n, solver_path):
     gen = torch.Generator().manual_seed(m * n)
     C = torch.rand(2, 3, m, n, generator=gen, dtype=torch.float64) * 2
     a, b = _simplex(gen, 2, 3, m), _simplex(gen, 2, 3, n)
@@ -49,9 +60,10 @@ def test_sinkhorn_uniform_default_and_broadcast_marginal():
         assert (plan[k] - ref).abs().max() < 1e-8
 
 
-@pytest.mark.parametrize("method", ["kernel", "log"])
+@pytest.mark.parametrize("method", ["kernel", "log", "auto"])
 @pytest.mark.parametrize("m,n", [(6, 5), (24, 12)])
-def test_sinkhorn_padded_equals_unpadded_subproblem(method, m, n):
+@pytest.mark.parametrize("pad_values", [(123.0, -7.0), (float("nan"), float("inf"))])
+def test_sinkhorn_padded_equals_unpadded_subproblem(method, m, n, pad_values, solver_path):
     gen = torch.Generator().manual_seed(7 + m)
     P = 5
     C = torch.rand(P, m, n, generator=gen, dtype=torch.float64) * 3
@@ -61,8 +73,8 @@ def test_sinkhorn_padded_equals_unpadded_subproblem(method, m, n):
     for p in range(P):
         a[p, rows[p]:] = 0
         b[p, cols[p]:] = 0
-        C[p, rows[p]:, :] = 123.0  # padding values must not matter
-        C[p, :, cols[p]:] = -7.0
+        C[p, rows[p]:, :] = pad_values[0]  # padding values must not matter
+        C[p, :, cols[p]:] = pad_values[1]
     a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
     plan = sinkhorn(C, a, b, eps=0.08, tol=1e-14, max_iter=50000, method=method)
     for p in range(P):
@@ -73,7 +85,7 @@ def test_sinkhorn_padded_equals_unpadded_subproblem(method, m, n):
         assert plan[p, :, c:].abs().max() == 0 if c < n else True
 
 
-def test_sinkhorn_per_problem_convergence_independent_of_batch():
+def test_sinkhorn_per_problem_convergence_independent_of_batch(solver_path):
     gen = torch.Generator().manual_seed(3)
     easy = torch.rand(1, 8, 9, generator=gen, dtype=torch.float64) * 0.1
     hard = torch.rand(1, 8, 9, generator=gen, dtype=torch.float64) * 3
@@ -151,7 +163,7 @@ def reference_upstream(K, u, v, max_iter=100, thresh=1e-2):
 
 
 @pytest.mark.parametrize("m,n", [(10, 4), (16, 12)])
-def test_upstream_rule_single_call(m, n):
+def test_upstream_rule_single_call(m, n, solver_path):
     gen = torch.Generator().manual_seed(21)
     cost = 1 - torch.rand(50, m, n, generator=gen, dtype=torch.float64) * 0.8
     plan, log = sinkhorn(cost, eps=0.1, stop_rule="upstream", log=True)
@@ -163,7 +175,8 @@ def test_upstream_rule_single_call(m, n):
     assert (plan - ref).abs().max() < 1e-12
 
 
-def test_upstream_rule_per_call_stops_and_padding():
+@pytest.mark.parametrize("pad_value", [float("nan"), 123.0, -3.0])
+def test_upstream_rule_per_call_stops_and_padding(pad_value, solver_path):
     """ALIGN token level: one call per (image, class) over its M*N problems, L_c varying (padded)."""
     gen = torch.Generator().manual_seed(4)
     B, Cls, MN, P, Lmax = 2, 4, 4, 12, 7
@@ -172,7 +185,8 @@ def test_upstream_rule_per_call_stops_and_padding():
     cost = torch.empty(B, Cls, MN, P, Lmax, dtype=torch.float64)
     for c in range(Cls):
         cost[:, c] = 1 - torch.rand(B, MN, P, Lmax, generator=gen, dtype=torch.float64) * scale[c]
-    cost[:, 1, :, :, 3:] = float("nan")  # padding content is ignored
+    for c, L in enumerate(lengths):
+        cost[:, c, :, :, L:] = pad_value  # padding content is ignored (123: its kernel underflows to 0)
     bmass = torch.zeros(Cls, Lmax, dtype=torch.float64)
     for c, L in enumerate(lengths):
         bmass[c, :L] = 1 / L
@@ -192,6 +206,23 @@ def test_upstream_rule_per_call_stops_and_padding():
     # one global call over the same problems is a different rule, with different plans
     pooled = sinkhorn(cost, b=b, eps=0.1, stop_rule="upstream", call_dims=0)
     assert (pooled - plan).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("n_calls", [1, 5])
+def test_upstream_rule_with_delayed_stop_checks(n_calls):
+    """The GPU path reads the stop flags only every k iterations; stopped calls must stay frozen."""
+    gen = torch.Generator().manual_seed(31)
+    cost = 1 - torch.rand(n_calls, 6, 10, 4, generator=gen, dtype=torch.float64) * torch.linspace(0.3, 1.5, n_calls,
+                                                                                              dtype=torch.float64)[:, None, None, None]
+    a = torch.full((n_calls * 6, 10), 0.1, dtype=torch.float64)
+    b = torch.full((n_calls * 6, 4), 0.25, dtype=torch.float64)
+    out = torch.empty(n_calls * 6, 10, 4, dtype=torch.float64)
+    n_iter, _, _ = otm._upstream_calls(cost.reshape(-1, 10, 4), a, b, 0.1, n_calls, out, padded=False,
+                                       max_iter=100, tol=1e-2, sync_every=7)
+    for k in range(n_calls):
+        ref, it, _ = reference_upstream(torch.exp(-cost[k] / 0.1), a[:6], b[:6])
+        assert n_iter[k] == it
+        assert (out[6 * k:6 * (k + 1)] - ref).abs().max() < 1e-12
 
 
 def test_upstream_rule_nan_fallback_returns_kernel():

@@ -13,8 +13,8 @@ Conventions
 -----------
 - Marginals ``a [..., m]`` and ``b [..., n]`` default to uniform (``1/m``, ``1/n``). An entry with zero mass
   is *padding*: its row (column) of the plan is zero and the rest of the plan equals the solution of the
-  problem without that entry. This is how sets of different sizes share one batch (pad the cost with any
-  finite value and give the padded entries zero mass).
+  problem without that entry. This is how sets of different sizes share one batch: pad the cost with any
+  value (finite values are cheapest) and give the padded entries zero mass.
 - Plans are computed without an autograd graph, in float64 for float64 costs and in float32 otherwise
   (float16 / bfloat16 costs are upcast). The returned plan has that compute dtype.
 
@@ -34,8 +34,9 @@ import torch
 
 __all__ = ["sinkhorn", "exact_ot", "ot_value"]
 
-# Largest (max - min) of the row/column-reduced cost over eps for which plain multiplicative updates
-# are used (the kernel exp(-cost/eps) then stays far from under/overflow); beyond it: log-domain.
+# Largest cost range over eps for which plain multiplicative updates are used, so that the kernel
+# exp(-cost/eps) stays far from under/overflow: the span (max - min) of a problem's cost, or else of its
+# row/column-reduced cost; beyond it, log-domain updates.
 KERNEL_MAX_RANGE = {torch.float32: 40.0, torch.float64: 500.0}
 # On CPU, problems are solved in chunks whose kernel (K and its transpose) fits in this many bytes,
 # so that all iterations of a chunk run from cache instead of streaming the whole batch from memory.
@@ -84,11 +85,6 @@ def _prepare(cost, a, b):
     return C, a_, b_, batch_shape, padded
 
 
-def _valid(a, b):
-    """``[P, m, n]`` mask of the entries whose row and column both carry mass."""
-    return (a > 0)[:, :, None] & (b > 0)[:, None, :]
-
-
 def _reduced_cost(C, a, b, padded):
     """Row- then column-reduced cost ``[P, m, n]``: min 0 in every valid row and column, 0 on padding.
 
@@ -97,14 +93,30 @@ def _reduced_cost(C, a, b, padded):
     """
     if not padded:
         C = C - C.amin(-1, keepdim=True)
-        return C - C.amin(-2, keepdim=True)
-    valid = _valid(a, b)
-    C = C.masked_fill(~valid, math.inf)
-    row = C.amin(-1, keepdim=True)
-    C = C - torch.where(torch.isinf(row), 0.0, row)
-    col = C.amin(-2, keepdim=True)
-    C = C - torch.where(torch.isinf(col), 0.0, col)
-    return C.masked_fill(~valid, 0.0)
+        return C.sub_(C.amin(-2, keepdim=True))
+    rows, cols = (a > 0)[:, :, None], (b > 0)[:, None, :]
+    C = C.masked_fill(~rows, math.inf).masked_fill_(~cols, math.inf)
+    C.sub_(C.amin(-1, keepdim=True).masked_fill_(~rows, 0.0))
+    C.sub_(C.amin(-2, keepdim=True).masked_fill_(~cols, 0.0))
+    return C.masked_fill_(~rows, 0.0).masked_fill_(~cols, 0.0)
+
+
+def _shifted_cost(C, a, b, padded):
+    """Cost minus its minimum over the valid entries, ``+inf`` on padding, and its span ``[P]``.
+
+    The span (max - min over the valid entries) bounds the range of ``exp(-cost/eps)``; it is NaN when
+    the padding holds NaN or infinite costs (such problems take the :func:`_reduced_cost` route). Only
+    whole-problem reductions and float penalties: much cheaper than masked row/column minima.
+    """
+    if not padded:
+        lo, hi = C.amin((1, 2)), C.amax((1, 2))
+        return C - lo[:, None, None], hi - lo
+    pen_a = torch.zeros_like(a).masked_fill_(a == 0, math.inf)[:, :, None]
+    pen_b = torch.zeros_like(b).masked_fill_(b == 0, math.inf)[:, None, :]
+    hi = (C - pen_a).sub_(pen_b).amax((1, 2))
+    C = (C + pen_a).add_(pen_b)
+    lo = C.amin((1, 2))
+    return C.sub_(lo[:, None, None]), hi - lo
 
 
 def _chunk_slices(n_items, item_bytes, device):
@@ -114,12 +126,14 @@ def _chunk_slices(n_items, item_bytes, device):
 
 
 # --------------------------------------------------------------------------------------------------
-# kernel products, in one of two memory layouts
+# kernel products, in one of three memory layouts
 #   "row":  problem-major; scalings u [P, m], v [P, n]; K v and K^T u as batched row-vector products
 #           v^T K^T and u^T K (K^T materialised on CPU so that both products stream contiguous memory).
 #   "last": problem-minor, for small problems (m * n < BATCH_LAST_MAX_SIZE), where batched matmul pays
 #           a per-matrix overhead; u [m, P], v [n, P], kernels stored [n, m, P] and [m, n, P], and each
 #           product is an elementwise multiply and a sum over the leading axis, vectorised over problems.
+#   "col":  problem-major with column vectors u [P, m, 1], v [P, n, 1] and matrix-vector products K v,
+#           K^T u (fewest array operations per iteration); used for the NumPy path (tiny batches).
 # --------------------------------------------------------------------------------------------------
 def _layout(m, n):
     return "last" if m * n < BATCH_LAST_MAX_SIZE else "row"
@@ -130,23 +144,30 @@ def _operands(K, layout):
     if layout == "last":
         return K.permute(2, 1, 0).contiguous(), K.permute(1, 2, 0).contiguous()
     KT = K.transpose(1, 2)
-    return (KT.contiguous() if K.device.type == "cpu" else KT), K
+    KT = KT.contiguous() if K.device.type == "cpu" else KT
+    return (K, KT) if layout == "col" else (KT, K)
 
 
 def _apply(A, x, layout):
     """``K v`` (``A = A_v``, ``x = v``) or ``K^T u`` (``A = A_u``, ``x = u``) in ``layout`` (torch or NumPy)."""
     if layout == "last":
         return (A * x[:, None, :]).sum(0)
+    if layout == "col":
+        return A @ x
     return (x[:, None, :] @ A)[:, 0, :]
 
 
 def _vec(x, layout):
-    """Per-problem vectors ``[P, k]`` (torch) in ``layout`` (``[k, P]`` for "last")."""
+    """Per-problem vectors ``[P, k]`` (torch) in ``layout`` (``[k, P]`` for "last", ``[P, k, 1]`` for "col")."""
+    if layout == "col":
+        return x[:, :, None]
     return x.T.contiguous() if layout == "last" else x
 
 
 def _per_problem_sum(x, layout):
     """Sum of per-problem vectors in ``layout`` -> ``[P]``."""
+    if layout == "col":
+        return x.sum((1, 2)) if isinstance(x, torch.Tensor) else x.sum(axis=(1, 2))
     return x.sum(0) if layout == "last" else x.sum(-1)
 
 
@@ -156,16 +177,21 @@ def _per_problem_sum(x, layout):
 def _kernel_step(state, data, need_err, layout):
     """One multiplicative Sinkhorn iteration: ``u = a / (K v)``, then ``v = b / (K^T u)``.
 
-    state ``(u, v)``, data ``(A_v, A_u, a, b)``, all in ``layout`` (see :func:`_operands`). Returns the new
-    state and, if ``need_err``, the L1 row-marginal violation ``[P]`` of the *old* state (its column
-    marginal is exact).
+    state ``(u, v)``, data ``(A_v, A_u, a, b)`` or, with padding, ``(A_v, A_u, a, b, pad_a, pad_b)``
+    (1 on padded entries: ``0 / (K v + 1) = 0`` there whatever the kernel holds; adding 0 elsewhere is
+    exact), all in ``layout`` (see :func:`_operands`). Returns the new state and, if ``need_err``, the L1
+    row-marginal violation ``[P]`` of the *old* state (its column marginal is exact).
     """
     u, v = state
-    A_v, A_u, a, b = data
+    A_v, A_u, a, b = data[:4]
     Kv = _apply(A_v, v, layout)
-    err = _per_problem_sum(abs(u * Kv - a), layout) * 0 if need_err else None
-    u = a / Kv
-    return (u, b / _apply(A_u, u, layout)), err
+    err = _per_problem_sum(abs(u * Kv - a), layout) if need_err else None
+    if len(data) == 4:
+        u = a / Kv
+        return (u, b / _apply(A_u, u, layout)), err
+    pad_a, pad_b = data[4:]
+    u = a / (Kv + pad_a)
+    return (u, b / (_apply(A_u, u, layout) + pad_b)), err
 
 
 def _log_step(state, data, need_err):
@@ -216,78 +242,107 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
         state = new_state
 
 
-def _solve_kernel(Ct, a, b, eps, opts):
-    """Multiplicative Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
+def _solve_kernel(Ct, a, b, eps, padded, opts, out):
+    """Multiplicative Sinkhorn on shifted or reduced costs ``Ct [P, m, n]`` (any value >= 0 or +inf on
+    padding); writes ``(plan [P, m, n], n_iter [P], err [P])`` into ``out``."""
     P, m, n = Ct.shape
     small = Ct.device.type == "cpu" and Ct.numel() <= SMALL_NUMPY_NUMEL
-    K = torch.exp((Ct.double() if small else Ct) / -eps)
-    layout = _layout(m, n)
+    K = (Ct.double() if small else Ct).div(-eps).exp_()
+    layout = "col" if small else _layout(m, n)
     a_, b_ = _vec(a.to(K.dtype), layout), _vec(b.to(K.dtype), layout)
     data = (*_operands(K, layout), a_, b_)
+    if padded:
+        data += ((a_ == 0).to(K.dtype), (b_ == 0).to(K.dtype))
     state = ((a_ > 0).to(K.dtype), (b_ > 0).to(K.dtype))
     if small:  # NumPy float64: far less per-operation overhead than torch on tiny arrays
         data = tuple(x.numpy() for x in data)
         state = tuple(x.numpy() for x in state)
-        out = ([s.copy() for s in state], np.zeros(P, dtype=np.int64), np.zeros(P))
+        res = ([s.copy() for s in state], np.zeros(P, dtype=np.int64), np.zeros(P))
     else:
-        out = ([s.clone() for s in state], torch.zeros(P, dtype=torch.long, device=Ct.device),
-               torch.zeros(P, dtype=Ct.dtype, device=Ct.device))
+        res = ([s.clone() for s in state], out[1], out[2])
     step = functools.partial(_kernel_step, layout=layout)
-    _iterate(step, state, data, out, batch_last=layout == "last", **opts)
-    u, v = (torch.as_tensor(x, device=Ct.device) for x in out[0])
+    _iterate(step, state, data, res, batch_last=layout == "last", **opts)
+    u, v = (torch.as_tensor(x, device=Ct.device) for x in res[0])
     if layout == "last":
         u, v = u.T, v.T
-    plan = (u[:, :, None] * K * v[:, None, :]).to(Ct.dtype)
-    return plan, torch.as_tensor(out[1], device=Ct.device), torch.as_tensor(out[2], device=Ct.device)
+    elif layout == "col":
+        u, v = u[:, :, 0], v[:, :, 0]
+    if small:
+        out[0].copy_(K.mul_(u[:, :, None]).mul_(v[:, None, :]))
+        out[1].copy_(torch.from_numpy(res[1]))
+        out[2].copy_(torch.from_numpy(res[2]))
+    else:
+        torch.mul(K, u[:, :, None], out=out[0]).mul_(v[:, None, :])
 
 
-def _solve_log(Ct, a, b, eps, opts):
-    """Log-domain Sinkhorn on reduced costs ``Ct [P, m, n]``; returns ``(plan, n_iter, err)``."""
-    P = len(Ct)
-    logK = Ct / -eps
+def _solve_log(Ct, a, b, eps, padded, opts, out):
+    """Log-domain Sinkhorn on reduced costs ``Ct [P, m, n]`` (finite); writes ``(plan, n_iter, err)`` to ``out``."""
+    logK = Ct.div(-eps)
     loga, logb = torch.log(a), torch.log(b)  # -inf on padding -> zero plan rows / columns
     state = (torch.zeros_like(a).masked_fill(a == 0, -math.inf), torch.zeros_like(b).masked_fill(b == 0, -math.inf))
-    out = ([s.clone() for s in state], torch.zeros(P, dtype=torch.long, device=Ct.device),
-           torch.zeros(P, dtype=Ct.dtype, device=Ct.device))
-    _iterate(_log_step, state, (logK, loga, logb, a), out, batch_last=False, **opts)
-    (f, g), n_iter, err = out
-    return torch.exp(logK + f[:, :, None] + g[:, None, :]), n_iter, err
+    res = ([s.clone() for s in state], out[1], out[2])
+    _iterate(_log_step, state, (logK, loga, logb, a), res, batch_last=False, **opts)
+    f, g = res[0]
+    torch.exp(logK.add_(f[:, :, None]).add_(g[:, None, :]), out=out[0])
 
 
-def _solve_subset(solve, sel, Ct, a, b, eps, opts, out):
-    """Run ``solve`` on the problems ``sel [P]`` (bool) of a chunk; write ``(plan, n_iter, err)`` to ``out``."""
-    if bool(sel.all()):
-        for o, r in zip(out, solve(Ct, a, b, eps, opts)):
-            o.copy_(r)
+def _solve_subset(solve, sel, Ct, a, b, eps, padded, opts, out, base=None):
+    """Run ``solve`` on the problems ``sel [k]`` (bool) of ``Ct [k, m, n]``; write into ``out``.
+
+    ``out = (plan, n_iter, err)`` of the chunk; ``base [k]`` (optional) maps the rows of ``Ct`` to chunk rows.
+    """
+    if base is None and bool(sel.all()):
+        solve(Ct, a, b, eps, padded, opts, out)
     elif bool(sel.any()):
         idx = torch.nonzero(sel)[:, 0]
-        for o, r in zip(out, solve(Ct[idx], a[idx], b[idx], eps, opts)):
-            o[idx] = r
+        res = tuple(torch.empty((len(idx),) + o.shape[1:], dtype=o.dtype, device=o.device) for o in out)
+        solve(Ct[idx], a[idx], b[idx], eps, padded, opts, res)
+        pos = idx if base is None else base[idx]
+        for o, r in zip(out, res):
+            o[pos] = r
+
+
+def _solve_chunk(C, a, b, eps, method, padded, opts, out):
+    """Stop rule "tol" on one chunk ``C [P, m, n]``; writes ``(plan, n_iter, err)`` into ``out``.
+
+    Problems whose cost span over eps is within the kernel limit go to the kernel solver on the
+    min-shifted cost. The others get the row/column-reduced cost, which can only shrink that range:
+    kernel if it is now within the limit, log domain otherwise. With ``method="auto"``, kernel problems
+    whose scalings became non-finite are redone in the log domain. Returns the log-domain mask ``[P]``.
+    """
+    kernel_limit = -1.0 if method == "log" else KERNEL_MAX_RANGE[C.dtype] * eps
+    limit = {"auto": kernel_limit, "kernel": math.inf, "log": -1.0}[method]
+    Cs, span = _shifted_cost(C, a, b, padded)
+    direct = span <= kernel_limit  # False for NaN spans
+    _solve_subset(_solve_kernel, direct, Cs, a, b, eps, padded, opts, out)
+    log_domain = torch.zeros_like(direct)
+    rest = torch.nonzero(~direct)[:, 0]
+    if len(rest):
+        Ct = _reduced_cost(C[rest], a[rest], b[rest], padded)
+        use_log = Ct.amax((1, 2)) > limit
+        _solve_subset(_solve_kernel, ~use_log, Ct, a[rest], b[rest], eps, padded, opts, out, base=rest)
+        _solve_subset(_solve_log, use_log, Ct, a[rest], b[rest], eps, padded, opts, out, base=rest)
+        log_domain[rest] = use_log
+    if method == "auto":
+        failed = torch.nonzero(~log_domain & ~torch.isfinite(out[2]))[:, 0]
+        if len(failed):
+            Ct = _reduced_cost(C[failed], a[failed], b[failed], padded)
+            _solve_subset(_solve_log, torch.ones_like(failed, dtype=torch.bool), Ct, a[failed], b[failed], eps,
+                          padded, opts, out, base=failed)
+            log_domain[failed] = True
+    return log_domain
 
 
 def _sinkhorn_tol(C, a, b, eps, method, padded, opts):
-    """Stop rule "tol" on ``C [P, m, n]``. Returns ``plan [P, m, n]`` and a log dict of ``[P]`` tensors.
-
-    Per chunk: reduce the cost, route each problem to the kernel or the log-domain solver (``method``),
-    and (``"auto"``) redo in the log domain any kernel problem whose scalings became non-finite.
-    """
+    """Stop rule "tol" on ``C [P, m, n]``, chunk by chunk. Returns ``plan [P, m, n]`` and a log dict of
+    ``[P]`` tensors."""
     P, m, n = C.shape
-    limit = {"auto": KERNEL_MAX_RANGE[C.dtype] * eps, "kernel": math.inf, "log": -1.0}[method]
     plan = torch.empty_like(C)
     n_iter = torch.empty(P, dtype=torch.long, device=C.device)
     err = torch.empty(P, dtype=C.dtype, device=C.device)
     log_domain = torch.empty(P, dtype=torch.bool, device=C.device)
     for p in _chunk_slices(P, 2 * m * n * C.element_size(), C.device):
-        Ct = _reduced_cost(C[p], a[p], b[p], padded)
-        use_log = Ct.amax((1, 2)) > limit
-        out = (plan[p], n_iter[p], err[p])
-        _solve_subset(_solve_kernel, ~use_log, Ct, a[p], b[p], eps, opts, out)
-        _solve_subset(_solve_log, use_log, Ct, a[p], b[p], eps, opts, out)
-        if method == "auto":
-            failed = ~use_log & ~torch.isfinite(err[p])
-            _solve_subset(_solve_log, failed, Ct, a[p], b[p], eps, opts, out)
-            use_log = use_log | failed
-        log_domain[p] = use_log
+        log_domain[p] = _solve_chunk(C[p], a[p], b[p], eps, method, padded, opts, (plan[p], n_iter[p], err[p]))
     return plan, {"n_iter": n_iter, "err": err, "log_domain": log_domain, "converged": err < opts["tol"]}
 
 
@@ -304,7 +359,7 @@ def _freeze(new, old, active, layout):
     return torch.where(mask, new.view(shape), old.view(shape)).view(new.shape)
 
 
-def _upstream_calls(C, a, b, eps, n_calls, *, padded, max_iter, tol, sync_every):
+def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_every):
     """The released ALIGN / PLOT / SOT-GLP Sinkhorn loop on ``C [P, m, n]``, vectorised over ``n_calls``.
 
     Per call (a contiguous group of ``P / n_calls`` problems): ``r = 1``, ``c = 1`` on the valid entries;
@@ -314,40 +369,54 @@ def _upstream_calls(C, a, b, eps, n_calls, *, padded, max_iter, tol, sync_every)
     the others go on; ``sync_every`` iterations pass between host-side "all stopped?" tests. Plan
     ``diag(r) K diag(c)``; a call whose plan has a NaN returns its kernel ``K`` (upstream's fallback).
 
-    Returns ``plan [P, m, n]``, and ``n_iter``, ``fallback``, ``converged`` per call ``[n_calls]``.
+    Writes the plan into ``out [P, m, n]``; returns ``n_iter``, ``fallback``, ``converged`` ``[n_calls]``.
     """
     P, m, n = C.shape
     G, size = n_calls, P // n_calls
-    valid = _valid(a, b) if padded else None
-    K = torch.exp((C.masked_fill(~valid, 0.0) if padded else C) / -eps)  # K = 1 on padding (r, c are 0)
+    rows, cols = (a > 0)[:, :, None], (b > 0)[:, None, :]
+    K = C.div(-eps).exp_()
+    if padded and not bool(torch.isfinite(K.sum())):  # padding only needs a finite kernel (cheap test first)
+        K.masked_fill_(~rows, 1.0).masked_fill_(~cols, 1.0)
     layout = _layout(m, n)
     A_c, A_r = _operands(K, layout)
     a_, b_ = _vec(a, layout), _vec(b, layout)
     r, c = (a_ > 0).to(C.dtype), (b_ > 0).to(C.dtype)
+    # padded rows / columns: 0 / (K c + 1) = 0 whatever K holds there (adding 0 elsewhere is exact)
+    pad_r, pad_c = (1.0 - r, 1.0 - c) if padded else (None, None)
     count = _per_problem_sum(r, layout).reshape(G, size).sum(-1).clamp_min(1)  # valid rows per call
     active = torch.ones(G, dtype=torch.bool, device=C.device)
     n_iter = torch.zeros(G, dtype=torch.long, device=C.device)
-    freeze = not (G == 1 and sync_every == 1)  # one call tested every iteration simply stops
+    single = G == 1 and sync_every == 1  # one call tested every iteration: no freezing, just stop
+    threshold = tol * float(count[0]) if single else None  # sum |r - r_prev| < tol * (valid rows)
+    it = 0
     for it in range(1, max_iter + 1):
-        r_new = a_ / _apply(A_c, c, layout)
-        c_new = b_ / _apply(A_r, r_new, layout)
-        delta = (r_new - r).abs()
-        change = (delta.sum() if G == 1 else _per_problem_sum(delta, layout).reshape(G, size).sum(-1)) / count
-        if freeze:
-            r, c = _freeze(r_new, r, active, layout), _freeze(c_new, c, active, layout)
-        else:
+        Kc = _apply(A_c, c, layout)
+        r_new = a_ / (Kc if pad_r is None else Kc + pad_r)
+        Kr = _apply(A_r, r_new, layout)
+        c_new = b_ / (Kr if pad_c is None else Kr + pad_c)
+        if single:
+            done = float(torch.dist(r_new, r, 1)) < threshold  # NaN never stops, as upstream
             r, c = r_new, c_new
+            if done:
+                active[0] = False
+                break
+            continue
+        change = _per_problem_sum((r_new - r).abs(), layout).reshape(G, size).sum(-1) / count
+        r, c = _freeze(r_new, r, active, layout), _freeze(c_new, c, active, layout)
         n_iter += active
         active = active & ~(change < tol)
         if it % sync_every == 0 and not bool(active.any()):
             break
+    if single:
+        n_iter[0] = it
     if layout == "last":
         r, c = r.T, c.T
-    plan = r[:, :, None] * K * c[:, None, :]
+    plan = torch.mul(r[:, :, None], K, out=out).mul_(c[:, None, :])
     fallback = torch.isnan(plan).reshape(G, -1).any(-1)
     if bool(fallback.any()):
-        plan = torch.where(fallback.repeat_interleave(size)[:, None, None], K * valid if padded else K, plan)
-    return plan, n_iter, fallback, ~active
+        kernel = K.masked_fill(~rows, 0.0).masked_fill_(~cols, 0.0) if padded else K
+        plan.copy_(torch.where(fallback.repeat_interleave(size)[:, None, None], kernel, plan))
+    return n_iter, fallback, ~active
 
 
 def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_every):
@@ -364,8 +433,8 @@ def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_ev
             for k, dt in (("n_iter", torch.long), ("fallback", torch.bool), ("converged", torch.bool))}
     for g in _chunk_slices(n_calls, 2 * size * m * n * C.element_size(), C.device):
         p = slice(g.start * size, g.stop * size)
-        plan[p], *res = _upstream_calls(C[p], a[p], b[p], eps, g.stop - g.start, padded=padded,
-                                        max_iter=max_iter, tol=tol, sync_every=sync_every)
+        res = _upstream_calls(C[p], a[p], b[p], eps, g.stop - g.start, plan[p], padded=padded,
+                              max_iter=max_iter, tol=tol, sync_every=sync_every)
         for k, v in zip(("n_iter", "fallback", "converged"), res):
             info[k][g] = v
     return plan, {k: v.repeat_interleave(size) for k, v in info.items()}
@@ -397,11 +466,14 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         which a problem stops, default 1e-6. ``"upstream"``: threshold on the mean ``|r - r_prev|``,
         default 1e-2.
     method : ``"auto"`` | ``"kernel"`` | ``"log"``
-        ``"tol"`` rule only. ``"kernel"``: multiplicative updates on ``exp(-C~/eps)``, where ``C~`` is the
-        cost minus its row and column minima; ``"log"``: log-domain updates (logsumexp). ``"auto"``
-        chooses per problem: kernel when ``max C~ / eps`` is at most ``KERNEL_MAX_RANGE[dtype]``
-        (40 in float32, 500 in float64), log-domain otherwise and for any kernel problem whose scalings
-        became non-finite.
+        ``"tol"`` rule only. ``"kernel"``: multiplicative updates on ``exp(-C~/eps)`` (``bmm``-style
+        batched products), with ``C~`` the cost minus its minimum when its span ``max - min`` over eps is
+        at most ``KERNEL_MAX_RANGE[dtype]`` (40 in float32, 500 in float64), else the cost minus its row
+        and column minima (absorbed dual potentials: the plan is unchanged, the kernel stays in range).
+        ``"log"``: log-domain updates (logsumexp). ``"auto"`` (default) chooses per problem: kernel
+        while the span of ``C~`` over eps is within that limit, log domain otherwise and for any kernel
+        problem whose scalings became non-finite. Tiny batches on CPU (at most ``SMALL_NUMPY_NUMEL``
+        cost entries) iterate on NumPy float64 arrays.
     stop_rule : ``"tol"`` | ``"upstream"``
         ``"tol"``: per-problem convergence, checked every ``check_every`` iterations (the only host syncs).
         ``"upstream"``: fidelity switch reproducing the Sinkhorn routine of ALIGN (``mmp.py``), PLOT and
@@ -430,6 +502,8 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         raise ValueError("eps must be > 0")
     if method not in ("auto", "kernel", "log"):
         raise ValueError(f"unknown method {method!r}")
+    if check_every < 1:
+        raise ValueError("check_every must be >= 1")
     C, a_, b_, batch_shape, padded = _prepare(cost, a, b)
     if not 0 <= call_dims <= len(batch_shape):
         raise ValueError(f"call_dims={call_dims} outside 0..{len(batch_shape)} (batch dims of the cost)")
@@ -458,11 +532,15 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
 
 @functools.lru_cache(maxsize=None)
 def _permutation_plans(n, dtype, device):
-    """All ``n!`` permutation plans ``[n!, n, n]`` (entries 1/n) and their flat 0/1 form ``[n*n, n!]``."""
-    perms = torch.tensor(list(itertools.permutations(range(n))), device=device)
-    plans = torch.zeros(len(perms), n, n, dtype=dtype, device=device)
-    plans[torch.arange(len(perms), device=device)[:, None], torch.arange(n, device=device), perms] = 1.0
-    return plans / n, plans.reshape(len(perms), n * n).T.contiguous()
+    """All ``n!`` permutation plans ``[n!, n, n]`` (entries 1/n) and their flat 0/1 form ``[n*n, n!]``.
+
+    torch tensors on ``device``, or NumPy arrays when ``device`` is None.
+    """
+    perms = torch.tensor(list(itertools.permutations(range(n))))
+    plans = torch.zeros(len(perms), n, n, dtype=dtype)
+    plans[torch.arange(len(perms))[:, None], torch.arange(n), perms] = 1.0
+    out = plans / n, plans.reshape(len(perms), n * n).T.contiguous()
+    return tuple(x.numpy() for x in out) if device is None else tuple(x.to(device) for x in out)
 
 
 def _exact_pot(C, a, b):
@@ -493,19 +571,24 @@ def exact_ot(cost, a=None, b=None):
     plan : tensor ``[..., m, n]`` (float32, or float64 for float64 costs) on ``cost.device``.
 
     With uniform marginals (``a = b = None``) and ``m = n <= MAX_PERMUTATION_SIZE`` (6) the optimum is a
-    permutation matrix / n (a vertex of the Birkhoff polytope); it is found on device by evaluating all
-    ``n!`` permutations with one matmul (Prompt-OT's batch of 4 is a 4 x 4 assignment). With ties the
-    chosen vertex may differ from POT's (same cost). Otherwise each problem goes to ``ot.emd`` on CPU.
+    permutation matrix / n (a vertex of the Birkhoff polytope); it is found where the cost lives (on
+    device, or with NumPy on CPU) by scoring all ``n!`` permutations with one matmul (Prompt-OT's batch
+    of 4 is a 4 x 4 assignment: 24 permutations, no host sync). With ties the chosen vertex may differ
+    from POT's (same cost). Otherwise each problem goes to POT's ``ot.emd`` on CPU, in float64.
     """
     m, n = cost.shape[-2:]
-    with torch.no_grad():
-        if a is None and b is None and m == n and 1 <= n <= MAX_PERMUTATION_SIZE:
-            dtype = _compute_dtype(cost.dtype)
-            plans, flat = _permutation_plans(n, dtype, cost.device)
-            best = (cost.detach().to(dtype).reshape(-1, n * n) @ flat).argmin(-1)
-            return plans[best].reshape(cost.shape)
-        C, a_, b_, _, _ = _prepare(cost, a, b)
-        return _exact_pot(C, a_, b_).reshape(cost.shape)
+    if a is None and b is None and m == n and 1 <= n <= MAX_PERMUTATION_SIZE:
+        dtype = _compute_dtype(cost.dtype)
+        x = cost.detach()
+        x = x if x.dtype == dtype else x.to(dtype)
+        if x.is_cpu:  # NumPy: lower per-call overhead than torch for Prompt-OT's one 4 x 4 plan per step
+            plans, perms = _permutation_plans(n, dtype, None)
+            best = (x.numpy().reshape(-1, n * n) @ perms).argmin(-1)
+            return torch.from_numpy(plans[best].reshape(cost.shape))
+        plans, perms = _permutation_plans(n, dtype, cost.device)
+        return plans[(x.reshape(-1, n * n) @ perms).argmin(-1)].reshape(cost.shape)
+    C, a_, b_, _, _ = _prepare(cost, a, b)
+    return _exact_pot(C, a_, b_).reshape(cost.shape)
 
 
 def ot_value(cost, a=None, b=None, *, method="exact", return_plan=False, **sinkhorn_kwargs):
