@@ -177,13 +177,13 @@ def tiny_config() -> dict:
 def miniworld_config() -> dict:
     """Architecture of the ``miniworld`` backbone (pretrained on the mini-world, ``clip/weights/miniworld.pt``).
 
-    ViT: 48x48 images, patch 8, width 128 (2 heads of 64), 6 layers; text: CLIP's 49408-token BPE vocabulary,
+    ViT: 48x48 images, patch 8, width 128 (2 heads of 64), 4 layers; text: CLIP's 49408-token BPE vocabulary,
     context 77, width 64 (1 head), 3 layers; embedding 96. Head widths are 64, so an OpenAI-layout state dict
     of it rebuilds exactly this model (``build_model`` infers heads = width // 64).
     """
     return dict(
         embed_dim=96,
-        vision_cfg=CLIPVisionCfg(layers=6, width=128, head_width=64, patch_size=8, image_size=48),
+        vision_cfg=CLIPVisionCfg(layers=4, width=128, head_width=64, patch_size=8, image_size=48),
         text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=3),
         quick_gelu=True,
     )

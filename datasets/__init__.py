@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (imports register the classes)
     imagenet_r,
     imagenet_sketch,
     imagenetv2,
+    miniworld,
     ood,
     oxford_flowers,
     oxford_pets,
@@ -29,3 +30,5 @@ TRAIN_DATASETS = ["ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "Oxfor
 VARIANT_DATASETS = ["ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR"]
 OOD_DATASET_NAMES = ["OODiNaturalist", "OODSUN", "OODPlaces", "OODTextures"]
 ALL_DATASETS = TRAIN_DATASETS + VARIANT_DATASETS + OOD_DATASET_NAMES
+# Procedural datasets rendered by this repository (python -m miniworld.write), not part of the benchmarks above.
+SYNTHETIC_DATASETS = list(miniworld.MINIWORLD_DATASETS)

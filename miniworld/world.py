@@ -48,14 +48,15 @@ STYLE_PHRASES = {
     "blurry photo": "a blurry photo of a",
     "dark photo": "a dark photo of a",
     # held out of pretraining
+    "hazy photo": "a photo of a",
     "cluttered photo": "a photo of a",
     "foggy photo": "a foggy photo of a",
     "noisy photo": "a noisy photo of a",
     "textured photo": "a photo of a",
 }
 PRETRAIN_STYLES = ["photo", "drawing", "painting", "pixel art", "blurry photo", "dark photo"]
-DOWNSTREAM_STYLE = "cluttered photo"
-SHIFT_STYLES = ["foggy photo", "noisy photo", "textured photo"]
+DOWNSTREAM_STYLE = "hazy photo"
+SHIFT_STYLES = ["cluttered photo", "foggy photo", "noisy photo", "textured photo"]
 STYLES = list(STYLE_PHRASES)
 
 N_CLASSES = 40  # downstream classes: 20 base + 20 new
@@ -352,14 +353,14 @@ def _render_style(style: str, sc: Scenes, rng: np.random.Generator) -> torch.Ten
     rgb = _t(sc.rgb).view(n, 3, 1, 1)
     obj = rgb * (1 - 0.62 * pat)
     m = mask.unsqueeze(1)
-    if style in ("photo", "blurry photo", "dark photo", "foggy photo", "noisy photo"):
+    if style in ("photo", "blurry photo", "dark photo", "hazy photo", "foggy photo", "noisy photo"):
         img = _photo(sc, rng, mask, u, v, obj)
         if style == "blurry photo":
             img = blur(img, 2.6)
         elif style == "dark photo":
             img = img * _t(rng.uniform(0.28, 0.45, n)).view(n, 1, 1, 1)
-        elif style == "foggy photo":
-            f = _t(rng.uniform(0.45, 0.6, n)).view(n, 1, 1, 1)
+        elif style in ("hazy photo", "foggy photo"):
+            f = _t(rng.uniform(*((0.3, 0.4) if style == "hazy photo" else (0.45, 0.6)), n)).view(n, 1, 1, 1)
             img = img * (1 - f) + f * _t(_muted(rng, n, 0.8, 0.95, 0.03)).view(n, 3, 1, 1)
         elif style == "noisy photo":
             img = img + 0.16 * torch.as_tensor(rng.standard_normal((n, 3, _R // 2, _R // 2)),
@@ -465,6 +466,7 @@ STYLE_SUMMARY: Dict[str, str] = {
     "pixel art": "flat colours at 16x16, upsampled blocky",
     "blurry photo": "photo, Gaussian blur",
     "dark photo": "photo at 28-45% brightness",
+    "hazy photo": "photo blended 30-40% with a pale haze colour",
     "cluttered photo": "textured gradient background, 3 small plain distractor shapes, shading, slight blur",
     "foggy photo": "photo blended 45-60% with a pale fog colour",
     "noisy photo": "photo with strong per-pixel noise (std 0.16)",

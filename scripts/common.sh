@@ -215,6 +215,23 @@ b2n_eval() {
     done
 }
 
+# b2n_zeroshot DEFAULT_SUBS: evaluate the frozen backbone (nothing trained or loaded: ZeroshotCLIP) on each
+# subset of ${SUBS:-DEFAULT_SUBS} into test_<sub>/, the layout of the other methods' evaluations.
+b2n_zeroshot() {
+    local sub dir
+    check_cfg
+    for sub in ${SUBS:-$1}; do
+        case $sub in base | new | all) ;; *) die "SUBS entries must be base, new or all, got '$sub'" ;; esac
+        dir="$ROOT/base2new/test_$sub/$(b2n_common)"
+        if eval_done "$dir"; then
+            echo "Results are available in $dir (log has '=> result'). Skipping."
+            continue
+        fi
+        echo "Evaluating zero-shot on the $sub classes; output to $dir"
+        train_py "$dir" --eval-only DATASET.NUM_SHOTS "$SHOTS_B2N" DATASET.SUBSAMPLE_CLASSES "$sub"
+    done
+}
+
 # Model directory of the base-to-new training run of this dataset/seed/config.
 b2n_model_dir() {
     printf '%s\n' "$ROOT/base2new/train_base/$(b2n_common)"

@@ -104,6 +104,9 @@ def test_checker_on_every_dataset_layout(tmp_path):
     t0 = time.time()
     reports = check_root(str(tmp_path))
     elapsed = time.time() - t0
+    from datasets import SYNTHETIC_DATASETS
+
+    reports = [r for r in reports if r.name not in SYNTHETIC_DATASETS]  # rendered, not laid out here
     for r in reports:
         text = format_report(r)
         # tiny trees: sizes differ from the published ones (warning), nothing is missing;

@@ -214,6 +214,7 @@ ARGS = {
        for s in ("base2new_train.sh", "base2new_test.sh", "xd_train.sh", "xd_test.sh")},
     **{f"{m}/reproduce_base2novel_setting.sh": ["dtd", 1, "weights"] for m in ("promptsrc", "ivlp", "coop")},
     **{f"{m}/few_shot.sh": ["dtd", 4] for m in ("promptsrc", "ivlp")},
+    "zsclip/base2new_test.sh": ["dtd", 1],
 }
 
 

@@ -21,6 +21,12 @@ CUSTOM_TEMPLATES = {
     "ImageNetV2": "a photo of a {}.",
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
+    # mini-world (procedural; miniworld/world.py): its photo-like styles are captioned "a photo of a ..."
+    "MiniWorld": "a photo of a {}.",
+    "MiniWorldClutter": "a photo of a {}.",
+    "MiniWorldFog": "a photo of a {}.",
+    "MiniWorldNoise": "a photo of a {}.",
+    "MiniWorldTexture": "a photo of a {}.",
 }
 
 # The 7-template ensemble of CLIP's ImageNet notebook used by ZeroshotCLIP2.

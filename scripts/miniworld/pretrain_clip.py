@@ -16,11 +16,12 @@
    ``clip/weights/miniworld.pt``) and ``<out>.sha256``.
 
 Deterministic: seeds are fixed (model init, pool, batches, captions); ``torch.use_deterministic_algorithms``
-is on and the thread count is fixed (``--threads``, default 2): same torch version + same thread count ->
-bit-identical checkpoint.
+is on and the thread count is fixed (``--threads``, default 2; another count changes the float reductions):
+same torch version + same thread count + same CPU kind -> bit-identical checkpoint file.
 """
 import argparse
 import hashlib
+import io
 import math
 import os
 import os.path as osp
@@ -46,16 +47,16 @@ STD = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=2400)
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--wd", type=float, default=0.1)
-    p.add_argument("--warmup", type=int, default=150)
-    p.add_argument("--pool", type=int, default=49152, help="number of pretraining images rendered once")
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--pool", type=int, default=24576, help="number of pretraining images rendered once")
     p.add_argument("--text-len", type=int, default=24, help="text tokens processed (captions are shorter)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--eval-every", type=int, default=400)
+    p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-per-class", type=int, default=20)
     p.add_argument("--pool-cache", default="", help="optional .npz: reuse a rendered pool (experiments)")
     p.add_argument("--out", default=osp.join(REPO, "clip", "weights", "miniworld.pt"))
@@ -164,10 +165,14 @@ def save_checkpoint(model, path):
     sd = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
           if k != "attn_mask"}
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    buf = io.BytesIO()  # not torch.save(path): the archive's inner folder is named after the file
+    torch.save(sd, buf)
+    data = buf.getvalue()
     tmp = path + ".tmp"
-    torch.save(sd, tmp)
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     with open(path + ".sha256", "w") as f:
         f.write(f"{digest}  {osp.basename(path)}\n")
     return digest
@@ -200,7 +205,6 @@ def main(argv=None):
     log(f"model: {n_params:,} parameters ({n_params * 2 / 1e6:.1f} MB in fp16)")
     opt = build_optimizer(model, args.lr, args.wd)
     tokens_of = TokenCache(args.text_len)
-    scenes = _Scenes(attrs)
     t_train = time.time()
     for step in range(args.steps):
         rng = np.random.default_rng([args.seed, 1, step])
@@ -232,12 +236,11 @@ def main(argv=None):
         if (step + 1) % args.eval_every == 0 or step == args.steps - 1:
             res = zero_shot(model, evals)
             log("  zero-shot: " + "  ".join(f"{k} {v:.1f}%" for k, v in res.items()))
-    del scenes
     digest = save_checkpoint(model, args.out)
     total = time.time() - t_start
     log(f"saved {args.out} ({osp.getsize(args.out) / 1e6:.2f} MB) sha256 {digest}")
-    log(f"wall time: {total / 60:.1f} min (pool {t_pool / 60:.1f} min, training {(time.time() - t_train) / 60:.1f} min) "
-        f"on {args.threads} thread(s)")
+    log(f"wall time: {total / 60:.1f} min (pool {t_pool / 60:.1f} min, "
+        f"training {(time.time() - t_train) / 60:.1f} min) on {args.threads} thread(s)")
 
 
 if __name__ == "__main__":
