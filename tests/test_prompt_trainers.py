@@ -131,8 +131,10 @@ def test_deep_prompts_replace_per_layer(make_cfg, root, tmp_path):
     images = a_batch(ivlp)["img"]
     with torch.no_grad():
         before_v, before_t = ivlp.model.image_features(images), ivlp.model.text_features()
-        pl.vision_deep[0].add_(1.0)
-        pl.text_deep[0].add_(1.0)
+        # a random change (adding a constant would be invisible: LayerNorm removes the token's mean)
+        gen = torch.Generator().manual_seed(0)
+        pl.vision_deep[0].add_(torch.randn(pl.vision_deep[0].shape, generator=gen))
+        pl.text_deep[0].add_(torch.randn(pl.text_deep[0].shape, generator=gen))
         assert not torch.allclose(ivlp.model.image_features(images), before_v)
         assert not torch.allclose(ivlp.model.text_features(), before_t)
 
