@@ -6,6 +6,18 @@ checked against the same tree whatever ``--trainer`` is given (as CoOp's / Promp
 from yacs.config import CfgNode as CN
 
 
+def _vl_prompt_node(n_ctx):
+    """The keys of PromptSRC's ``train.py`` for independent vision-language prompts (IVLP, PromptSRC, Prompt-OT)."""
+    node = CN()
+    node.N_CTX_VISION = n_ctx
+    node.N_CTX_TEXT = n_ctx
+    node.CTX_INIT = "a photo of a"
+    node.PREC = "fp16"
+    node.PROMPT_DEPTH_VISION = 9
+    node.PROMPT_DEPTH_TEXT = 9
+    return node
+
+
 def extend_cfg(cfg):
     """Add the baseline, method and project dataset keys to ``cfg`` (in place)."""
     # CoOp / CoCoOp (CoOp:train.py)
@@ -28,38 +40,17 @@ def extend_cfg(cfg):
     cfg.TRAINER.MAPLE.PREC = "fp16"
     cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
 
-    cfg.TRAINER.PROMPTSRC = CN()
-    cfg.TRAINER.PROMPTSRC.N_CTX_VISION = 4
-    cfg.TRAINER.PROMPTSRC.N_CTX_TEXT = 4
-    cfg.TRAINER.PROMPTSRC.CTX_INIT = "a photo of a"
-    cfg.TRAINER.PROMPTSRC.PREC = "fp16"
-    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION = 9
-    cfg.TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT = 9
+    cfg.TRAINER.PROMPTSRC = _vl_prompt_node(n_ctx=4)
     cfg.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25
     cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10
     cfg.TRAINER.PROMPTSRC.GPA_MEAN = 15
     cfg.TRAINER.PROMPTSRC.GPA_STD = 1
 
-    cfg.TRAINER.IVLP = CN()
-    cfg.TRAINER.IVLP.N_CTX_VISION = 2
-    cfg.TRAINER.IVLP.N_CTX_TEXT = 2
-    cfg.TRAINER.IVLP.CTX_INIT = "a photo of a"
-    cfg.TRAINER.IVLP.PREC = "fp16"
-    cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9
-    cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9
+    cfg.TRAINER.IVLP = _vl_prompt_node(n_ctx=2)
 
-    # Prompt-OT (fork of PromptSRC: same upstream keys and defaults; project keys after them, promptot.md §8.5)
-    cfg.TRAINER.PROMPTOT = CN()
-    cfg.TRAINER.PROMPTOT.N_CTX_VISION = 4
-    cfg.TRAINER.PROMPTOT.N_CTX_TEXT = 4
-    cfg.TRAINER.PROMPTOT.CTX_INIT = "a photo of a"
-    cfg.TRAINER.PROMPTOT.PREC = "fp16"
-    cfg.TRAINER.PROMPTOT.PROMPT_DEPTH_VISION = 9
-    cfg.TRAINER.PROMPTOT.PROMPT_DEPTH_TEXT = 9
-    cfg.TRAINER.PROMPTOT.TEXT_LOSS_WEIGHT = 25  # upstream key, unused by Prompt-OT
-    cfg.TRAINER.PROMPTOT.IMAGE_LOSS_WEIGHT = 10  # upstream key, unused by Prompt-OT
-    cfg.TRAINER.PROMPTOT.GPA_MEAN = 15  # upstream key, unused by Prompt-OT
-    cfg.TRAINER.PROMPTOT.GPA_STD = 1  # upstream key, unused by Prompt-OT
+    # Prompt-OT: a fork of PromptSRC, so the same upstream keys and defaults (the SCL/GPA keys are unused by
+    # Prompt-OT); project keys after them, promptot.md §8.5
+    cfg.TRAINER.PROMPTOT = cfg.TRAINER.PROMPTSRC.clone()
     cfg.TRAINER.PROMPTOT.LAMBDA = 10.0  # weight of the OT term (upstream --div)
     cfg.TRAINER.PROMPTOT.OT_SOLVER = "emd"  # emd | hungarian | sinkhorn
     cfg.TRAINER.PROMPTOT.OT_EPS = 0.0  # entropic regularisation, sinkhorn only (> 0 there)
