@@ -144,6 +144,77 @@ def test_sinkhorn_builds_no_graph():
 
 
 # ------------------------------------------------------------------------------------------------
+# Newton finish of slowly converging small problems (method "auto")
+# ------------------------------------------------------------------------------------------------
+def _near_permutation_costs(gen, P, n):
+    """Costs whose entropic plans at eps 0.1 are close to the identity: Sinkhorn needs ~10^3 iterations."""
+    return 1.0 - 0.6 * torch.eye(n, dtype=torch.float64) + 0.3 * torch.rand(P, n, n, generator=gen, dtype=torch.float64)
+
+
+def test_newton_finish_matches_pot_where_sinkhorn_crawls(solver_path):
+    gen = torch.Generator().manual_seed(5)
+    C = _near_permutation_costs(gen, 3, 5)
+    plain, log_plain = sinkhorn(C, eps=0.1, tol=1e-12, max_iter=100000, method="kernel", log=True)
+    plan, log = sinkhorn(C, eps=0.1, tol=1e-12, max_iter=100000, log=True)
+    assert bool(log["newton"].all()) and not bool(log_plain["newton"].any())
+    assert bool(log["converged"].all()) and bool(log_plain["converged"].all())
+    assert int(log_plain["n_iter"].min()) > 500  # Sinkhorn alone: hundreds of iterations...
+    assert int(log["n_iter"].max()) < otm.NEWTON_AFTER + 15  # ...Newton: a few steps after the switch
+    unif = torch.full((5,), 0.2, dtype=torch.float64)
+    for p in range(3):
+        ref = _pot_sinkhorn(unif, unif, C[p], 0.1, stop=1e-14)
+        assert (plan[p] - ref).abs().max() < 1e-10
+        assert (plain[p] - ref).abs().max() < 1e-10
+    assert (plan.sum(-2) - 0.2).abs().max() < 1e-14  # column marginals exact, as after a Sinkhorn step
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_newton_from_any_gibbs_plan_with_padding(backend):
+    # _newton itself, started far from the optimum (random scalings of the kernel): the line search must
+    # make it converge; padded rows / columns (zero mass) stay zero.
+    gen = torch.Generator().manual_seed(9)
+    m, n, eps = 6, 5, 0.1
+    C = _near_permutation_costs(gen, 2, 6)[:, :, :n]
+    a, b = _simplex(gen, 2, m), _simplex(gen, 2, n)
+    a[1, 4:], b[1, 3:] = 0, 0
+    a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
+    u = torch.exp(4 * torch.randn(2, m, 1, generator=gen, dtype=torch.float64))
+    T0 = u * torch.exp(-C / eps) * (a[:, :, None] > 0) * (b[:, None, :] > 0)
+    args = (T0, a, b) if backend == "torch" else (T0.numpy(), a.numpy(), b.numpy())
+    plan, steps, err = otm._newton(*args, max_steps=100, tol=1e-12)
+    plan, err = torch.as_tensor(plan), torch.as_tensor(err)
+    assert bool((err < 1e-12).all()) and int(max(steps)) < 40
+    for p, (r, c) in enumerate([(m, n), (4, 3)]):
+        ref = _pot_sinkhorn(a[p, :r], b[p, :c], C[p, :r, :c], eps, stop=1e-14)
+        assert (plan[p, :r, :c] - ref).abs().max() < 1e-10
+        assert plan[p, r:].abs().max() == 0 if r < m else True
+        assert plan[p, :, c:].abs().max() == 0 if c < n else True
+
+
+def test_newton_finish_in_a_mixed_batch_and_limits():
+    gen = torch.Generator().manual_seed(6)
+    hard = _near_permutation_costs(gen, 2, 4)
+    easy = torch.rand(2, 4, 4, generator=gen, dtype=torch.float64) * 0.05  # converges in a few iterations
+    C = torch.cat([hard, easy])
+    plan, log = sinkhorn(C, eps=0.1, tol=1e-10, log=True)
+    assert log["newton"].tolist() == [True, True, False, False]
+    for p in range(4):  # each equals the problem solved alone
+        alone = sinkhorn(C[p:p + 1], eps=0.1, tol=1e-10)
+        assert (plan[p] - alone[0]).abs().max() < 1e-15
+    # a cap within the Sinkhorn phase: no Newton, unconverged problems are reported as such
+    _, log = sinkhorn(hard, eps=0.1, tol=1e-10, max_iter=otm.NEWTON_AFTER, log=True)
+    assert not bool(log["newton"].any()) and not bool(log["converged"].any())
+    assert log["n_iter"].tolist() == [otm.NEWTON_AFTER] * 2
+    # a cap in the Newton phase is respected: Sinkhorn iterations + Newton steps <= max_iter
+    _, log = sinkhorn(hard, eps=0.1, tol=1e-30, max_iter=otm.NEWTON_AFTER + 3, log=True)
+    assert bool((log["n_iter"] <= otm.NEWTON_AFTER + 3).all()) and bool(log["newton"].all())
+    # problems larger than NEWTON_MAX_DIM keep plain Sinkhorn
+    big = torch.rand(1, 20, 20, generator=gen, dtype=torch.float64)
+    _, log = sinkhorn(big, eps=0.01, tol=1e-10, max_iter=5000, log=True)
+    assert not bool(log["newton"].any())
+
+
+# ------------------------------------------------------------------------------------------------
 # stop rule "upstream" against a straightforward loop of the released rule
 # ------------------------------------------------------------------------------------------------
 def reference_upstream(K, u, v, max_iter=100, thresh=1e-2):
