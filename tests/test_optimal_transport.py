@@ -191,6 +191,39 @@ def test_newton_from_any_gibbs_plan_with_padding(backend):
         assert plan[p, :, c:].abs().max() == 0 if c < n else True
 
 
+def test_newton_keeps_tiny_entries_and_spares_log_domain_problems():
+    gen = torch.Generator().manual_seed(3)
+    C = torch.rand(6, 6, 5, generator=gen, dtype=torch.float64) * 4  # entries down to e^-400 at eps 0.01
+    plan, log = sinkhorn(C, eps=0.01, tol=1e-10, max_iter=20000, log=True)
+    assert bool(log["newton"].all()) and bool(log["converged"].all())
+    unif_a, unif_b = torch.full((6,), 1 / 6, dtype=torch.float64), torch.full((5,), 0.2, dtype=torch.float64)
+    for p in range(6):  # the Gibbs form survives Newton's rescalings by factors up to e^+-hundreds
+        assert (plan[p] - _pot_sinkhorn(unif_a, unif_b, C[p], 0.01, stop=1e-13)).abs().max() < 1e-9
+    # float32 log-domain problems (their plans underflow) are left to Sinkhorn: same result as method="log"
+    C32 = C.float()
+    plan, log = sinkhorn(C32, eps=1e-3, max_iter=300, log=True)
+    assert bool(log["log_domain"].all()) and not bool(log["newton"].any())
+    assert torch.equal(plan, sinkhorn(C32, eps=1e-3, max_iter=300, method="log"))
+
+
+def test_newton_without_progress_falls_back_to_sinkhorn(monkeypatch):
+    gen = torch.Generator().manual_seed(5)
+    C = _near_permutation_costs(gen, 3, 5)
+    plain, log_plain = sinkhorn(C, eps=0.1, tol=1e-10, method="kernel", log=True)
+
+    def no_progress(T, a, b, *, max_steps, tol):  # e.g. a plan whose support underflowed
+        err = np.full(len(T), np.nan)
+        err[1] = 1e-12  # one problem does converge
+        return T * 0 + 1, np.ones(len(T), dtype=np.int64), err
+
+    monkeypatch.setattr(otm, "_newton", no_progress)
+    plan, log = sinkhorn(C, eps=0.1, tol=1e-10, log=True)
+    assert log["newton"].tolist() == [False, True, False]
+    for p in (0, 2):  # redone by Sinkhorn iterations alone, with the full budget
+        assert torch.equal(plan[p], plain[p]) and log["n_iter"][p] == log_plain["n_iter"][p]
+    assert bool((plan[1] == 1).all())  # the problem Newton solved keeps Newton's plan
+
+
 def test_newton_finish_in_a_mixed_batch_and_limits():
     gen = torch.Generator().manual_seed(6)
     hard = _near_permutation_costs(gen, 2, 4)

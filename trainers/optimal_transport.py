@@ -50,6 +50,7 @@ SMALL_NUMPY_NUMEL = 4096
 # thousands of iterations, while Newton converges quadratically at O((m + n)^3) per step.
 NEWTON_MAX_DIM = 32
 NEWTON_AFTER = 50
+NEWTON_DAMPING = 1e-13
 MAX_LINE_SEARCH = 40
 # Exact OT of uniform square problems up to this size enumerates all permutations on device.
 MAX_PERMUTATION_SIZE = 6
@@ -315,7 +316,8 @@ def _newton(T, a, b, *, max_steps, tol):
     ``J(f, g) = <f, a> + <g, b> - sum_ij T_ij(f, g)`` with ``T_ij = u_i K_ij v_j e^(f_i + g_j)``;
     its gradient is the marginal violation ``(a - T 1, b - T^T 1)`` and minus its Hessian is
     ``H = [[diag(T 1), T], [T^T, diag(T^T 1)]]``, singular along ``(1, -1)``, which the rank-one term
-    ``w w^T / (m + n)^2`` (``w`` = +1 on valid rows, -1 on valid columns) removes. Each step: exact
+    ``w w^T / (m + n)^2`` (``w`` = +1 on valid rows, -1 on valid columns) removes (with a tiny multiple
+    of the identity for plans whose support is disconnected, e.g. underflowed at small eps). Each step: exact
     column scaling (a Sinkhorn half-step; afterwards the column marginals are exact, as in :func:`sinkhorn`),
     the stop test on the L1 row violation, then ``T <- T * exp(t (df_i + dg_j))`` with
     ``(df, dg) = H^-1 grad`` and ``t`` halved until ``J`` rises (Armijo), so every step is an ascent
@@ -334,6 +336,8 @@ def _newton(T, a, b, *, max_steps, tol):
     stalled = xp.zeros(P, dtype=bool) if numpy else torch.zeros(P, dtype=torch.bool, device=T.device)
     w = xp.concatenate([rows, -cols], 1)
     reg = w[:, :, None] * w[:, None, :] / (m + n) ** 2
+    damping = NEWTON_DAMPING * (xp.eye(m + n, dtype=T.dtype) if numpy else torch.eye(m + n, dtype=T.dtype, device=T.device))
+    reg = reg + damping  # keeps H invertible where the plan's support is disconnected (underflowed entries)
     pad = xp.concatenate([1.0 - rows, 1.0 - cols], 1)  # unit diagonal on padding: zero step there
     eye = xp.eye(m + n, dtype=T.dtype) if numpy else torch.eye(m + n, dtype=T.dtype, device=T.device)
     for step in range(max_steps + 1):
@@ -362,10 +366,9 @@ def _newton(T, a, b, *, max_steps, tol):
         for _ in range(MAX_LINE_SEARCH):  # backtracking: accept where J(new) >= J + 1e-4 t slope
             with np.errstate(over="ignore", invalid="ignore"):
                 step_ij = t[:, None, None] * delta
-                growth = xp.expm1(step_ij)
-                trial = T + T * growth
+                trial = T * xp.exp(step_ij)  # (not T + T expm1: that rounds tiny entries to 0)
                 # J(new) - J = t slope - sum T (e^x - 1 - x): no cancellation of sums near the optimum
-                rise = t * slope - (T * (growth - step_ij)).sum((1, 2))
+                rise = t * slope - (T * (xp.expm1(step_ij) - step_ij)).sum((1, 2))
             ok = (rise >= 1e-4 * t * slope) & ~accepted
             T_new = xp.where(ok[:, None, None], trial, T_new)
             accepted = accepted | ok
@@ -393,58 +396,86 @@ def _solve_subset(solve, sel, Ct, a, b, eps, padded, opts, out, base=None):
             o[pos] = r
 
 
-def _finish_by_newton(a, b, opts, out):
-    """Newton's method (:func:`_newton`, float64; NumPy on CPU) on the problems of the chunk whose error in
-    ``out = (plan, n_iter, err)`` is finite and not below ``tol``, for the iterations left of ``max_iter``.
-    Updates ``out`` in place; returns the mask ``[P]`` of the problems it took."""
+def _finish_by_newton(a, b, opts, out, eligible):
+    """Newton's method (:func:`_newton`, float64; NumPy on CPU) on the ``eligible [P]`` problems of the
+    chunk whose error in ``out = (plan, n_iter, err)`` is finite and not below ``tol``, for the
+    iterations left of ``max_iter``.
+
+    Updates ``out`` in place, except for problems where Newton made no progress (error not reduced, or
+    NaN). Returns the masks ``[P]`` of the problems it solved and of those it could not.
+    """
     plan, n_iter, err = out
-    slow = torch.isfinite(err) & (err >= opts["tol"])
+    slow = eligible & torch.isfinite(err) & (err >= opts["tol"])
+    failed = torch.zeros_like(slow)
     idx = torch.nonzero(slow)[:, 0]
     if len(idx):
         args = [x[idx].double() for x in (plan, a, b)]
         if plan.device.type == "cpu":
             args = [x.numpy() for x in args]
         T, steps, e = _newton(*args, max_steps=opts["max_iter"] - NEWTON_AFTER, tol=opts["tol"])
-        plan[idx] = torch.as_tensor(T, device=plan.device).to(plan.dtype)
-        n_iter[idx] += torch.as_tensor(steps, device=plan.device)
-        err[idx] = torch.as_tensor(e, device=plan.device).to(err.dtype)
-    return slow
+        T, steps, e = (torch.as_tensor(x, device=plan.device) for x in (T, steps, e))
+        ok = e < err[idx]  # False for NaN
+        plan[idx[ok]] = T[ok].to(plan.dtype)
+        n_iter[idx[ok]] += steps[ok]
+        err[idx[ok]] = e[ok].to(err.dtype)
+        failed[idx[~ok]] = True
+    return slow & ~failed, failed
 
 
-def _solve_chunk(C, a, b, eps, method, padded, opts, out):
-    """Stop rule "tol" on one chunk ``C [P, m, n]``; writes ``(plan, n_iter, err)`` into ``out``.
+def _sinkhorn_phase(C, a, b, eps, method, padded, opts, out, kernel_max_iter=None):
+    """Sinkhorn iterations (stop rule "tol") on one chunk ``C [P, m, n]``; writes ``(plan, n_iter, err)``.
 
     Problems whose cost span over eps is within the kernel limit go to the kernel solver on the
     min-shifted cost. The others get the row/column-reduced cost, which can only shrink that range:
     kernel if it is now within the limit, log domain otherwise. With ``method="auto"``, kernel problems
-    whose scalings became non-finite are redone in the log domain, and small problems (``m + n <=
-    NEWTON_MAX_DIM``) still unsolved after ``NEWTON_AFTER`` iterations are finished by Newton's method.
-    Returns the masks ``[P]`` of the problems solved in the log domain and of those finished by Newton.
+    whose scalings became non-finite are redone in the log domain. ``kernel_max_iter``: a lower
+    iteration cap for the kernel solver. Returns the log-domain mask ``[P]``.
     """
-    P, m, n = C.shape
-    newton = method == "auto" and m + n <= NEWTON_MAX_DIM and opts["max_iter"] > NEWTON_AFTER
-    sinkhorn_opts = dict(opts, max_iter=NEWTON_AFTER) if newton else opts
+    kernel_opts = opts if kernel_max_iter is None else dict(opts, max_iter=kernel_max_iter)
     kernel_limit = -1.0 if method == "log" else KERNEL_MAX_RANGE[C.dtype] * eps
     limit = {"auto": kernel_limit, "kernel": math.inf, "log": -1.0}[method]
     Cs, span = _shifted_cost(C, a, b, padded)
     direct = span <= kernel_limit  # False for NaN spans
-    _solve_subset(_solve_kernel, direct, Cs, a, b, eps, padded, sinkhorn_opts, out)
+    _solve_subset(_solve_kernel, direct, Cs, a, b, eps, padded, kernel_opts, out)
     log_domain = torch.zeros_like(direct)
     rest = torch.nonzero(~direct)[:, 0]
     if len(rest):
         Ct = _reduced_cost(C[rest], a[rest], b[rest], padded)
         use_log = Ct.amax((1, 2)) > limit
-        _solve_subset(_solve_kernel, ~use_log, Ct, a[rest], b[rest], eps, padded, sinkhorn_opts, out, base=rest)
-        _solve_subset(_solve_log, use_log, Ct, a[rest], b[rest], eps, padded, sinkhorn_opts, out, base=rest)
+        _solve_subset(_solve_kernel, ~use_log, Ct, a[rest], b[rest], eps, padded, kernel_opts, out, base=rest)
+        _solve_subset(_solve_log, use_log, Ct, a[rest], b[rest], eps, padded, opts, out, base=rest)
         log_domain[rest] = use_log
     if method == "auto":
         failed = torch.nonzero(~log_domain & ~torch.isfinite(out[2]))[:, 0]
         if len(failed):
             Ct = _reduced_cost(C[failed], a[failed], b[failed], padded)
             _solve_subset(_solve_log, torch.ones_like(failed, dtype=torch.bool), Ct, a[failed], b[failed], eps,
-                          padded, sinkhorn_opts, out, base=failed)
+                          padded, opts, out, base=failed)
             log_domain[failed] = True
-    by_newton = _finish_by_newton(a, b, opts, out) if newton else torch.zeros_like(direct)
+    return log_domain
+
+
+def _solve_chunk(C, a, b, eps, method, padded, opts, out):
+    """Stop rule "tol" on one chunk ``C [P, m, n]``; writes ``(plan, n_iter, err)`` into ``out``.
+
+    :func:`_sinkhorn_phase`; with ``method="auto"``, small problems (``m + n <= NEWTON_MAX_DIM``) on
+    the kernel path still unsolved after ``NEWTON_AFTER`` iterations are finished by Newton's method
+    (log-domain problems, whose float32 plans may have underflowed, keep Sinkhorn), and those where
+    Newton makes no progress are solved again by Sinkhorn iterations alone (full ``max_iter``).
+    Returns the masks ``[P]`` of the problems solved in the log domain and of those finished by Newton.
+    """
+    P, m, n = C.shape
+    if not (method == "auto" and m + n <= NEWTON_MAX_DIM and opts["max_iter"] > NEWTON_AFTER):
+        return _sinkhorn_phase(C, a, b, eps, method, padded, opts, out), torch.zeros(P, dtype=torch.bool,
+                                                                                      device=C.device)
+    log_domain = _sinkhorn_phase(C, a, b, eps, method, padded, opts, out, kernel_max_iter=NEWTON_AFTER)
+    by_newton, failed = _finish_by_newton(a, b, opts, out, eligible=~log_domain)
+    idx = torch.nonzero(failed)[:, 0]
+    if len(idx):
+        sub = tuple(o[idx] for o in out)
+        log_domain[idx] = _sinkhorn_phase(C[idx], a[idx], b[idx], eps, method, padded, opts, sub)
+        for o, r in zip(out, sub):
+            o[idx] = r
     return log_domain, by_newton
 
 
