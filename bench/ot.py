@@ -23,8 +23,10 @@ upstream-style rows of ALIGN and SOT-GLP are compared with ours run with ``stop_
 stop rule); the other rows with ours run to ``tol`` (L1 row-marginal violation 1e-6; POT and ot.batch
 get the same threshold on their own criteria). Slow rows are timed on a subset of problems or steps and
 extrapolated linearly; the table says so. Times are the minimum over ``--repeat`` runs (more for rows
-under 0.1 s, one for rows over a second). A final table checks the issue's targets. Then the achieved bandwidth of one multiplicative
-Sinkhorn iteration on the ALIGN batch (whole batch, and in cache-sized chunks as ``sinkhorn`` runs it
+under 0.1 s, one for rows over a second); ours and the solvers its targets compare it with (POT and the
+upstream-style loop for Prompt-OT exact, ``ot.batch`` Sinkhorn and the upstream-style loop for ALIGN and
+SOT-GLP) are run in alternation, so that a change of the machine's load affects both sides of a ratio.
+A final table checks the issue's targets. Then the achieved bandwidth of one multiplicative Sinkhorn iteration on the ALIGN batch (whole batch, and in cache-sized chunks as ``sinkhorn`` runs it
 on CPU) against a plain copy of the same bytes.
 
 Timings on a shared machine are noisy. With two intra-op threads and other processes competing for the
@@ -113,20 +115,31 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def _timed_together(fns, device, repeat):
+    """[(result, seconds)] for each of ``fns``, run in alternation (round-robin), so that a change in the
+    machine's load hits all of them alike: the minimum over the rounds. Rounds: ``repeat``; one when the
+    slowest first run takes over 1 s; more, up to 15, when all take under 0.1 s (so that short timings
+    are not one scheduler hiccup)."""
+    best, outs = [math.inf] * len(fns), [None] * len(fns)
+    rounds, r = repeat, 0
+    while r < rounds:
+        for k, fn in enumerate(fns):
+            _sync(device)
+            t0 = time.perf_counter()
+            outs[k] = fn()
+            _sync(device)
+            best[k] = min(best[k], time.perf_counter() - t0)
+        if r == 0:
+            slowest = max(best)
+            rounds = 1 if slowest > 1.0 else (min(15, max(repeat, int(0.3 / max(slowest, 1e-6))))
+                                              if slowest < 0.1 else repeat)
+        r += 1
+    return list(zip(outs, best))
+
+
 def _timed(fn, device, repeat):
-    """(result, seconds): the minimum over ``repeat`` runs (one run when the first takes over 1 s; more runs,
-    up to 15, for rows under 0.1 s, so that short timings are not one scheduler hiccup)."""
-    best, out, runs, i = math.inf, None, repeat, 0
-    while i < runs:
-        _sync(device)
-        t0 = time.perf_counter()
-        out = fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-        if i == 0:
-            runs = 1 if best > 1.0 else (min(15, max(repeat, int(0.3 / max(best, 1e-6)))) if best < 0.1 else repeat)
-        i += 1
-    return out, best
+    """(result, seconds) of ``fn`` alone (see :func:`_timed_together`)."""
+    return _timed_together([fn], device, repeat)[0]
 
 
 def _diff(x, ref):
@@ -151,15 +164,17 @@ def bench_promptot(device, repeat, steps):
         return lambda: [fn(i) for i in range(steps)]
 
     # exact OT (the Prompt-OT default)
-    ours, t_ours = _timed(loop(lambda i: otm.exact_ot(costs[i])), device, repeat)
+    (ours, t_ours), (pot, t_pot), (up, t_up) = _timed_together([
+        loop(lambda i: otm.exact_ot(costs[i])),
+        lambda: [ot.emd(unif, unif, c) for c in costs_np],
+        loop(lambda i: torch.from_numpy(ot.emd(unif, unif, costs[i].detach().cpu().numpy())).float().to(device)),
+    ], device, repeat)
     ours = torch.stack(ours)
     rows.append(_row("promptot", "exact", "ours exact_ot", t_ours, t_ours, 0.0, steps, steps))
-    pot, t = _timed(lambda: [ot.emd(unif, unif, c) for c in costs_np], device, repeat)
-    rows.append(_row("promptot", "exact", "POT ot.emd per step", t, t_ours, _diff(np.stack(pot), ours), steps, steps))
-    up, t = _timed(loop(lambda i: torch.from_numpy(ot.emd(unif, unif, costs[i].detach().cpu().numpy()))
-                        .float().to(device)), device, repeat)
-    rows.append(_row("promptot", "exact", "upstream-style (cpu numpy ot.emd)", t, t_ours, _diff(torch.stack(up), ours),
-                     steps, steps))
+    rows.append(_row("promptot", "exact", "POT ot.emd per step", t_pot, t_ours, _diff(np.stack(pot), ours), steps,
+                     steps))
+    rows.append(_row("promptot", "exact", "upstream-style (cpu numpy ot.emd)", t_up, t_ours,
+                     _diff(torch.stack(up), ours), steps, steps))
     sub = max(1, steps // 10)
     ob, t = _timed(lambda: [ot.batch.solve_batch(costs[i][None].double()).plan[0] for i in range(sub)], device, 1)
     ob = torch.stack(ob)
@@ -212,25 +227,38 @@ def _pot_sinkhorn_subset(cost, a, b, idx, tol):
     return np.stack(out)
 
 
-def _batched_rows(name, cost, a, b, ours, t_ours, device, repeat, pot_subset, batch_subset):
-    """ot.batch and POT-per-problem rows for a flattened batch ``cost [P, m, n]`` (float32 on device)."""
+def _batched_rows(name, ours_fn, cost, a, b, device, repeat, pot_subset, batch_subset):
+    """Rows of ours (``ours_fn``) and of ot.batch and POT per problem on the flattened batch ``cost [P, m, n]``
+    (float32 on device). Ours and ot.batch's Sinkhorn on the whole batch are timed in alternation.
+    Returns the rows and our plans ``[P, m, n]``."""
     import ot.batch
 
     P = len(cost)
-    rows = []
-    a64, b64 = a.double(), b.double()
-    for method, frac in (("sinkhorn", 1), ("log_sinkhorn", batch_subset)):
-        n = max(1, P // frac)
-        res, t = _timed(lambda: ot.batch.solve_batch(cost[:n], EPS, a[:n], b[:n], method=method, tol=TOL,
-                                                     max_iter=1000).plan, device, 1 if frac > 1 else repeat)
-        rows.append(_row(name, "sinkhorn", f"ot.batch.solve_batch {method} (fp32)", t * P / n, t_ours,
-                         _diff(res, ours[:n]), n, P))
+    (ours, t_ours), (res, t) = _timed_together([
+        ours_fn, lambda: ot.batch.solve_batch(cost, EPS, a, b, method="sinkhorn", tol=TOL, max_iter=1000).plan,
+    ], device, repeat)
+    ours = ours.reshape(cost.shape)
+    rows = [_row(name, "sinkhorn", f"ours sinkhorn (tol {TOL})", t_ours, t_ours, 0.0, P, P),
+            _row(name, "sinkhorn", "ot.batch.solve_batch sinkhorn (fp32)", t, t_ours, _diff(res, ours), P, P)]
+    n = max(1, P // batch_subset)
+    res, t = _timed(lambda: ot.batch.solve_batch(cost[:n], EPS, a[:n], b[:n], method="log_sinkhorn", tol=TOL,
+                                                 max_iter=1000).plan, device, 1 if batch_subset > 1 else repeat)
+    rows.append(_row(name, "sinkhorn", "ot.batch.solve_batch log_sinkhorn (fp32)", t * P / n, t_ours,
+                     _diff(res, ours[:n]), n, P))
     idx = np.linspace(0, P - 1, max(1, P // pot_subset)).astype(int)
-    c_np, a_np, b_np = cost.double().cpu().numpy(), a64.cpu().numpy(), b64.cpu().numpy()
+    c_np, a_np, b_np = cost.double().cpu().numpy(), a.double().cpu().numpy(), b.double().cpu().numpy()
     res, t = _timed(lambda: _pot_sinkhorn_subset(c_np, a_np, b_np, idx, TOL), device, 1)
     rows.append(_row(name, "sinkhorn", "POT ot.sinkhorn per problem (fp64)", t * P / len(idx), t_ours,
                      _diff(res, ours[torch.as_tensor(idx)]), len(idx), P))
     return rows
+
+
+def _upstream_rows(name, ours_fn, loop_fn, compare, loop_name, problems, device, repeat):
+    """Ours with ``stop_rule="upstream"`` and an upstream-style loop, timed in alternation;
+    ``compare(loop_result, ours) -> max |plan difference|``."""
+    (ours, t_ours), (up, t) = _timed_together([ours_fn, loop_fn], device, repeat)
+    return [_row(name, "upstream rule", "ours sinkhorn stop_rule=upstream", t_ours, t_ours, 0.0, problems, problems),
+            _row(name, "upstream rule", loop_name, t, t_ours, compare(up, ours), problems, problems)]
 
 
 def bench_align(device, repeat):
@@ -239,17 +267,9 @@ def bench_align(device, repeat):
     B, C, MN, P, L = cost.shape
     cost, b_cls = cost.to(device), b_cls.to(device)
     b = b_cls[None, :, None, :].expand(B, C, MN, L)
-    rows = []
-    ours, t_ours = _timed(lambda: otm.sinkhorn(cost, b=b, eps=EPS, tol=TOL), device, repeat)
-    rows.append(_row("align", "sinkhorn", f"ours sinkhorn (tol {TOL})", t_ours, t_ours, 0.0, B * C * MN, B * C * MN))
-    flat = ours.reshape(-1, P, L)
     a = torch.full((B * C * MN, P), 1.0 / P, device=device)
-    rows += _batched_rows("align", cost.reshape(-1, P, L), a, b.reshape(-1, L).float(), flat, t_ours, device,
-                          repeat, pot_subset=10, batch_subset=4)
-
-    ours_up, t_up = _timed(lambda: otm.sinkhorn(cost, b=b, eps=EPS, stop_rule="upstream", call_dims=2),
-                           device, repeat)
-    rows.append(_row("align", "upstream rule", "ours sinkhorn stop_rule=upstream", t_up, t_up, 0.0, B * C * MN, B * C * MN))
+    rows = _batched_rows("align", lambda: otm.sinkhorn(cost, b=b, eps=EPS, tol=TOL), cost.reshape(-1, P, L), a,
+                         b.reshape(-1, L).float(), device, repeat, pot_subset=10, batch_subset=4)
     per_call = [(cost[i, c, :, :, :lengths[c]].contiguous(), int(lengths[c])) for i in range(B) for c in range(C)]
 
     def loop():
@@ -261,11 +281,12 @@ def bench_align(device, repeat):
                 out.append(upstream_sinkhorn(torch.exp(-cst / EPS), u, v))
         return out
 
-    up, t = _timed(loop, device, repeat)
-    ref = ours_up.reshape(B * C, MN, P, L)
-    diff = max(_diff(T, ref[k, :, :, :T.shape[-1]]) for k, T in enumerate(up))
-    rows.append(_row("align", "upstream rule", "upstream-style loop per (image, class)", t, t_up, diff,
-                     B * C * MN, B * C * MN))
+    def compare(up, ours):
+        ref = ours.reshape(B * C, MN, P, L)
+        return max(_diff(T, ref[k, :, :, :T.shape[-1]]) for k, T in enumerate(up))
+
+    rows += _upstream_rows("align", lambda: otm.sinkhorn(cost, b=b, eps=EPS, stop_rule="upstream", call_dims=2),
+                           loop, compare, "upstream-style loop per (image, class)", B * C * MN, device, repeat)
     return rows
 
 
@@ -273,24 +294,19 @@ def bench_sotglp(device, repeat):
     gen = torch.Generator().manual_seed(2)
     cost = sotglp_costs(gen).to(device)
     B, C, M, N = cost.shape
-    rows = []
-    ours, t_ours = _timed(lambda: otm.sinkhorn(cost, eps=EPS, tol=TOL), device, repeat)
-    rows.append(_row("sotglp", "sinkhorn", f"ours sinkhorn (tol {TOL})", t_ours, t_ours, 0.0, B * C, B * C))
     flat = cost.reshape(-1, M, N)
     a = torch.full((B * C, M), 1.0 / M, device=device)
     bb = torch.full((B * C, N), 1.0 / N, device=device)
-    rows += _batched_rows("sotglp", flat, a, bb, ours.reshape(-1, M, N), t_ours, device, repeat,
-                          pot_subset=10, batch_subset=1)
-    ours_up, t_up = _timed(lambda: otm.sinkhorn(cost, eps=EPS, stop_rule="upstream"), device, repeat)
-    rows.append(_row("sotglp", "upstream rule", "ours sinkhorn stop_rule=upstream", t_up, t_up, 0.0, B * C, B * C))
+    rows = _batched_rows("sotglp", lambda: otm.sinkhorn(cost, eps=EPS, tol=TOL), flat, a, bb, device, repeat,
+                         pot_subset=10, batch_subset=1)
 
     def loop():
         with torch.no_grad():
             return upstream_sinkhorn(torch.exp(-flat / EPS), a, bb)
 
-    up, t = _timed(loop, device, repeat)
-    rows.append(_row("sotglp", "upstream rule", "upstream-style call (PLOT routine, B*C batch)", t, t_up,
-                     _diff(up, ours_up.reshape(-1, M, N)), B * C, B * C))
+    rows += _upstream_rows("sotglp", lambda: otm.sinkhorn(cost, eps=EPS, stop_rule="upstream"), loop,
+                           lambda up, ours: _diff(up, ours.reshape(-1, M, N)),
+                           "upstream-style call (PLOT routine, B*C batch)", B * C, device, repeat)
     return rows
 
 

@@ -158,6 +158,32 @@ def _operands(K, layout):
     return (K, KT) if layout == "col" else (KT, K)
 
 
+def _kernel(Ct, eps, layout):
+    """Kernel ``exp(-Ct / eps)`` of torch costs ``Ct [P, m, n]`` as ``(K, A_v, A_u)`` (see :func:`_operands`).
+
+    In the "last" layout ``K [P, m, n]`` is not materialised (None): ``A_u [m, n, P]`` is computed
+    directly from the transposed cost, which saves a pass and two transposing copies.
+    """
+    if layout != "last":
+        K = Ct.div(-eps).exp_()
+        return (K, *_operands(K, layout))
+    P, m, n = Ct.shape
+    A_u = torch.empty((m, n, P), dtype=Ct.dtype, device=Ct.device)
+    torch.div(Ct.permute(1, 2, 0), -eps, out=A_u).exp_()
+    return None, A_u.permute(1, 0, 2).contiguous(), A_u
+
+
+def _gibbs_plan(K, A_u, u, v, layout, out):
+    """``diag(u) K diag(v)`` into ``out [P, m, n]``, from :func:`_kernel`'s ``K`` / ``A_u`` and torch
+    scalings in ``layout``."""
+    if layout == "last":
+        out.copy_((A_u * u[:, None, :]).mul_(v[None, :, :]).permute(2, 0, 1))
+        return out
+    if layout == "col":
+        u, v = u[:, :, 0], v[:, :, 0]
+    return torch.mul(K, u[:, :, None], out=out).mul_(v[:, None, :])
+
+
 def _apply(A, x, layout):
     """``K v`` (``A = A_v``, ``x = v``) or ``K^T u`` (``A = A_u``, ``x = u``) in ``layout`` (torch or NumPy)."""
     if layout == "last":
@@ -269,13 +295,13 @@ def _solve_kernel(Ct, a, b, eps, padded, opts, out):
     padding); writes ``(plan [P, m, n], n_iter [P], err [P])`` into ``out``."""
     P, m, n = Ct.shape
     small = Ct.device.type == "cpu" and Ct.numel() <= SMALL_NUMPY_NUMEL
-    K = (Ct.double() if small else Ct).div(-eps).exp_()
     layout = "col" if small else _layout(m, n)
-    a_, b_ = _vec(a.to(K.dtype), layout), _vec(b.to(K.dtype), layout)
-    data = (*_operands(K, layout), a_, b_)
+    K, A_v, A_u = _kernel(Ct.double() if small else Ct, eps, layout)
+    a_, b_ = _vec(a.to(A_u.dtype), layout), _vec(b.to(A_u.dtype), layout)
+    data = (A_v, A_u, a_, b_)
     if padded:
-        data += ((a_ == 0).to(K.dtype), (b_ == 0).to(K.dtype))
-    state = ((a_ > 0).to(K.dtype), (b_ > 0).to(K.dtype))
+        data += ((a_ == 0).to(A_u.dtype), (b_ == 0).to(A_u.dtype))
+    state = ((a_ > 0).to(A_u.dtype), (b_ > 0).to(A_u.dtype))
     if small:  # NumPy float64: far less per-operation overhead than torch on tiny arrays
         data = tuple(x.numpy() for x in data)
         state = tuple(x.numpy() for x in state)
@@ -285,16 +311,12 @@ def _solve_kernel(Ct, a, b, eps, padded, opts, out):
     step = functools.partial(_kernel_step, layout=layout)
     _iterate(step, state, data, res, batch_last=layout == "last", **opts)
     u, v = (torch.as_tensor(x, device=Ct.device) for x in res[0])
-    if layout == "last":
-        u, v = u.T, v.T
-    elif layout == "col":
-        u, v = u[:, :, 0], v[:, :, 0]
-    if small:
-        out[0].copy_(K.mul_(u[:, :, None]).mul_(v[:, None, :]))
+    if small:  # float64 plan, then cast into out
+        out[0].copy_(_gibbs_plan(K, A_u, u, v, layout, torch.empty_like(K)))
         out[1].copy_(torch.from_numpy(res[1]))
         out[2].copy_(torch.from_numpy(res[2]))
     else:
-        torch.mul(K, u[:, :, None], out=out[0]).mul_(v[:, None, :])
+        _gibbs_plan(K, A_u, u, v, layout, out[0])
 
 
 def _solve_log(Ct, a, b, eps, padded, opts, out):
@@ -523,11 +545,10 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
     P, m, n = C.shape
     G, size = n_calls, P // n_calls
     rows, cols = (a > 0)[:, :, None], (b > 0)[:, None, :]
-    K = C.div(-eps).exp_()
-    if padded and not bool(torch.isfinite(K.sum())):  # padding only needs a finite kernel (cheap test first)
-        K.masked_fill_(~rows, 1.0).masked_fill_(~cols, 1.0)
+    if padded:  # padding meets only exact zeros of r and c: any finite kernel there (here 1) gives the same
+        C = C.masked_fill(~(rows & cols), 0.0)  # products, while inf or NaN would give 0 * inf = NaN
     layout = _layout(m, n)
-    A_c, A_r = _operands(K, layout)
+    K, A_c, A_r = _kernel(C, eps, layout)
     a_, b_ = _vec(a, layout), _vec(b, layout)
     r, c = (a_ > 0).to(C.dtype), (b_ > 0).to(C.dtype)
     # padded rows / columns: 0 / (K c + 1) = 0 whatever K holds there (adding 0 elsewhere is exact)
@@ -544,7 +565,7 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
         Kr = _apply(A_r, r_new, layout)
         c_new = b_ / (Kr if pad_c is None else Kr + pad_c)
         if single:
-            done = float(torch.dist(r_new, r, 1)) < threshold  # NaN never stops, as upstream
+            done = float((r_new - r).abs_().sum()) < threshold  # NaN never stops, as upstream
             r, c = r_new, c_new
             if done:
                 active[0] = False
@@ -558,12 +579,12 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
             break
     if single:
         n_iter[0] = it
-    if layout == "last":
-        r, c = r.T, c.T
-    plan = torch.mul(r[:, :, None], K, out=out).mul_(c[:, None, :])
-    fallback = torch.isnan(plan).reshape(G, -1).any(-1)
+    plan = _gibbs_plan(K, A_r, r, c, layout, out)
+    fallback = torch.isnan(plan.reshape(G, -1).sum(-1))  # a sum of entries >= 0 is NaN iff one of them is
     if bool(fallback.any()):
-        kernel = K.masked_fill(~rows, 0.0).masked_fill_(~cols, 0.0) if padded else K
+        kernel = C.div(-eps).exp_()
+        if padded:
+            kernel.masked_fill_(~rows, 0.0).masked_fill_(~cols, 0.0)
         plan.copy_(torch.where(fallback.repeat_interleave(size)[:, None, None], kernel, plan))
     return n_iter, fallback, ~active
 
@@ -737,8 +758,8 @@ def exact_ot(cost, a=None, b=None):
         x = x if x.dtype == dtype else x.to(dtype)
         if x.is_cpu:  # NumPy: lower per-call overhead than torch for Prompt-OT's one 4 x 4 plan per step
             plans, perms = _permutation_plans(n, dtype, None)
-            best = (x.numpy().reshape(-1, n * n) @ perms).argmin(-1)
-            return torch.from_numpy(plans[best].reshape(cost.shape))
+            best = np.dot(x.numpy().reshape(-1, n * n), perms).argmin(-1)
+            return torch.from_numpy(plans.take(best, 0).reshape(cost.shape))
         plans, perms = _permutation_plans(n, dtype, cost.device)
         return plans[(x.reshape(-1, n * n) @ perms).argmin(-1)].reshape(cost.shape)
     C, a_, b_, _, _ = _prepare(cost, a, b)
