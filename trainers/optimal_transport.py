@@ -249,6 +249,19 @@ def _take(x, idx, axis):
     return np.take(x, idx, axis) if isinstance(x, np.ndarray) else x.index_select(axis, idx)
 
 
+def _nonzero(mask):
+    """Indices of the True entries of a 1-d mask (torch or NumPy)."""
+    return np.flatnonzero(mask) if isinstance(mask, np.ndarray) else torch.nonzero(mask)[:, 0]
+
+
+def _put(out, idx, values, axis):
+    """``out[..., idx] = values`` along ``axis`` (0 or -1), torch or NumPy."""
+    if isinstance(out, np.ndarray):
+        out[(Ellipsis, idx) if axis == -1 else idx] = values
+    else:
+        out.index_copy_(axis % out.dim(), idx, values)
+
+
 def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
     """Iterate ``step`` until every problem converges; results are written into ``out``.
 
@@ -264,7 +277,6 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
     xp = np if isinstance(out_iter, np.ndarray) else torch
     idx = xp.arange(len(out_iter)) if xp is np else torch.arange(len(out_iter), device=out_iter.device)
     axis = -1 if batch_last else 0
-    sl = (lambda k: (Ellipsis, k)) if batch_last else (lambda k: k)
     done = None  # stopped problems still in the batch
     for it in range(max_iter + 1):
         check = it == max_iter or (it > 0 and it % check_every == 0)
@@ -274,14 +286,16 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
             new = stop if done is None else stop & ~done
             n_new, n_stop = (int(x) for x in (new.sum(), stop.sum()))  # the only host syncs
             if n_new:
+                pos = _nonzero(new)
+                dest = idx[pos]
                 for o, s in zip(out_state, state):
-                    o[sl(idx[new])] = s[sl(new)]
-                out_iter[idx[new]] = it
-                out_err[idx[new]] = err[new]
+                    _put(o, dest, _take(s, pos, axis), axis)
+                out_iter[dest] = it
+                out_err[dest] = err[pos]
             if n_stop == len(stop):
                 return
             if len(stop) - n_stop <= COMPACT_KEEP_FRACTION * len(stop):
-                keep = np.flatnonzero(~stop) if xp is np else torch.nonzero(~stop)[:, 0]
+                keep = _nonzero(~stop)
                 new_state = tuple(_take(s, keep, axis) for s in new_state)
                 data = tuple(_take(d, keep, axis) for d in data)
                 idx, done = idx[keep], None
