@@ -26,8 +26,9 @@ extrapolated linearly; the table says so. Times are the minimum over ``--repeat`
 under 0.1 s, one for rows over a second); ours and the solvers its targets compare it with (POT and the
 upstream-style loop for Prompt-OT exact, ``ot.batch`` Sinkhorn and the upstream-style loop for ALIGN and
 SOT-GLP) are run in alternation, so that a change of the machine's load affects both sides of a ratio.
-A final table checks the issue's targets. Then the achieved bandwidth of one multiplicative Sinkhorn iteration on the ALIGN batch (whole batch, and in cache-sized chunks as ``sinkhorn`` runs it
-on CPU) against a plain copy of the same bytes.
+A final table checks the issue's targets. Then the achieved bandwidth of one multiplicative Sinkhorn
+iteration on the ALIGN batch (whole batch, and in cache-sized chunks as ``sinkhorn`` runs it on CPU)
+against a plain copy of the same bytes.
 
 Timings on a shared machine are noisy. With two intra-op threads and other processes competing for the
 cores, torch's OpenMP pool (spin-waiting by default) can stall for milliseconds per parallel operation,

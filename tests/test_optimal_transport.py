@@ -316,8 +316,8 @@ def test_upstream_rule_per_call_stops_and_padding(pad_value, solver_path):
 def test_upstream_rule_with_delayed_stop_checks(n_calls):
     """The GPU path reads the stop flags only every k iterations; stopped calls must stay frozen."""
     gen = torch.Generator().manual_seed(31)
-    cost = 1 - torch.rand(n_calls, 6, 10, 4, generator=gen, dtype=torch.float64) * torch.linspace(0.3, 1.5, n_calls,
-                                                                                              dtype=torch.float64)[:, None, None, None]
+    spread = torch.linspace(0.3, 1.5, n_calls, dtype=torch.float64)[:, None, None, None]
+    cost = 1 - torch.rand(n_calls, 6, 10, 4, generator=gen, dtype=torch.float64) * spread
     a = torch.full((n_calls * 6, 10), 0.1, dtype=torch.float64)
     b = torch.full((n_calls * 6, 4), 0.25, dtype=torch.float64)
     out = torch.empty(n_calls * 6, 10, 4, dtype=torch.float64)

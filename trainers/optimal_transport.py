@@ -277,14 +277,16 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
     xp = np if isinstance(out_iter, np.ndarray) else torch
     idx = xp.arange(len(out_iter)) if xp is np else torch.arange(len(out_iter), device=out_iter.device)
     axis = -1 if batch_last else 0
-    done = None  # stopped problems still in the batch
+    done = None  # problems of the batch already stopped (and written out)
     for it in range(max_iter + 1):
         check = it == max_iter or (it > 0 and it % check_every == 0)
         new_state, err = step(state, data, check)
         if check:
-            stop = ~(err >= tol) | (it == max_iter)  # converged, numerical failure (NaN) or cap
-            new = stop if done is None else stop & ~done
-            n_new, n_stop = (int(x) for x in (new.sum(), stop.sum()))  # the only host syncs
+            new = ~(err >= tol) | (it == max_iter)  # converged, numerical failure (NaN) or cap
+            if done is not None:
+                new &= ~done
+            done = new if done is None else done | new
+            n_new, n_done = (int(x) for x in (new.sum(), done.sum()))  # the only host syncs
             if n_new:
                 pos = _nonzero(new)
                 dest = idx[pos]
@@ -292,15 +294,13 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
                     _put(o, dest, _take(s, pos, axis), axis)
                 out_iter[dest] = it
                 out_err[dest] = err[pos]
-            if n_stop == len(stop):
+            if n_done == len(done):
                 return
-            if len(stop) - n_stop <= COMPACT_KEEP_FRACTION * len(stop):
-                keep = _nonzero(~stop)
+            if len(done) - n_done <= COMPACT_KEEP_FRACTION * len(done):
+                keep = _nonzero(~done)
                 new_state = tuple(_take(s, keep, axis) for s in new_state)
                 data = tuple(_take(d, keep, axis) for d in data)
                 idx, done = idx[keep], None
-            else:
-                done = stop
         state = new_state
 
 
@@ -353,9 +353,9 @@ def _newton(T, a, b, *, max_steps, tol):
     its gradient is the marginal violation ``(a - T 1, b - T^T 1)`` and minus its Hessian is
     ``H = [[diag(T 1), T], [T^T, diag(T^T 1)]]``, singular along ``(1, -1)``, which the rank-one term
     ``w w^T / (m + n)^2`` (``w`` = +1 on valid rows, -1 on valid columns) removes (with a tiny multiple
-    of the identity for plans whose support is disconnected, e.g. underflowed at small eps). Each step: exact
-    column scaling (a Sinkhorn half-step; afterwards the column marginals are exact, as in :func:`sinkhorn`),
-    the stop test on the L1 row violation, then ``T <- T * exp(t (df_i + dg_j))`` with
+    of the identity for plans whose support is disconnected, e.g. underflowed at small eps). Each step:
+    exact column scaling (a Sinkhorn half-step; afterwards the column marginals are exact, as in
+    :func:`sinkhorn`), the stop test on the L1 row violation, then ``T <- T * exp(t (df_i + dg_j))`` with
     ``(df, dg) = H^-1 grad`` and ``t`` halved until ``J`` rises (Armijo), so every step is an ascent
     step. Converges quadratically where Sinkhorn crawls (plans close to a permutation).
 
@@ -371,11 +371,10 @@ def _newton(T, a, b, *, max_steps, tol):
     rows, cols = xp.sign(a), xp.sign(b)  # 1 on valid entries, 0 on padding
     stalled = xp.zeros(P, dtype=bool) if numpy else torch.zeros(P, dtype=torch.bool, device=T.device)
     w = xp.concatenate([rows, -cols], 1)
-    reg = w[:, :, None] * w[:, None, :] / (m + n) ** 2
-    damping = NEWTON_DAMPING * (xp.eye(m + n, dtype=T.dtype) if numpy else torch.eye(m + n, dtype=T.dtype, device=T.device))
-    reg = reg + damping  # keeps H invertible where the plan's support is disconnected (underflowed entries)
-    pad = xp.concatenate([1.0 - rows, 1.0 - cols], 1)  # unit diagonal on padding: zero step there
     eye = xp.eye(m + n, dtype=T.dtype) if numpy else torch.eye(m + n, dtype=T.dtype, device=T.device)
+    # the damping keeps H invertible where the plan's support is disconnected (underflowed entries)
+    reg = w[:, :, None] * w[:, None, :] / (m + n) ** 2 + NEWTON_DAMPING * eye
+    pad = xp.concatenate([1.0 - rows, 1.0 - cols], 1)  # unit diagonal on padding: zero step there
     for step in range(max_steps + 1):
         col = T.sum(-2)
         T = T * (b / (col + (1.0 - cols)))[:, None, :]  # exact column marginals (0 on padded columns)
