@@ -676,7 +676,8 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         0 (default): the whole batch is one call (PLOT, SOT-GLP, ALIGN prompt level). ALIGN's token level
         on ``cost [B, C, M*N, P, L]`` is ``call_dims=2`` (one call per image and class).
     check_every : int
-        Iterations between convergence checks (host syncs on GPU).
+        Iterations between convergence checks (host syncs on GPU). Newton steps (see ``method``) are
+        tested every step: about two syncs per step, a handful of steps.
     log : bool
         Also return a dict of per-problem tensors of shape ``[...]``: ``n_iter``, ``converged`` and, for
         ``"tol"``, ``err`` (final error), ``log_domain`` and ``newton`` (finished by Newton's method);
