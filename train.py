@@ -20,11 +20,7 @@ from dassl.utils import collect_env_info, set_random_seed, setup_logger
 
 # Registration side effects: every dataset and trainer becomes available by name.
 import datasets  # noqa: F401
-import trainers.coop  # noqa: F401
-import trainers.ivlp  # noqa: F401
-import trainers.promptot  # noqa: F401
-import trainers.promptsrc  # noqa: F401
-import trainers.zsclip  # noqa: F401
+import trainers  # noqa: F401
 from trainers.config import extend_cfg
 
 

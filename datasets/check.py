@@ -88,9 +88,9 @@ def _all_listed_images(cls, root):
     """Every image path a dataset would load, built with a throw-away config."""
     from dassl.config import get_cfg_default
 
-    from trainers.config import extend_cfg
+    from datasets.config import extend_dataset_cfg
 
-    cfg = extend_cfg(get_cfg_default())
+    cfg = extend_dataset_cfg(get_cfg_default())
     cfg.DATASET.ROOT = root
     cfg.DATASET.NAME = cls.__name__
     cfg.DATASET.CHECK_FILES = False

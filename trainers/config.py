@@ -1,9 +1,11 @@
-"""``extend_cfg``: the config keys the trainers and datasets of this project add to Dassl's defaults.
+"""``extend_cfg``: the config keys the trainers (and, via ``datasets.config``, the datasets) add to Dassl's defaults.
 
 Each method's node is added here, in one place, so every config file and command-line override is
 checked against the same tree whatever ``--trainer`` is given (as CoOp's / PromptSRC's ``train.py``).
 """
 from yacs.config import CfgNode as CN
+
+from datasets.config import extend_dataset_cfg
 
 
 def _vl_prompt_node(n_ctx):
@@ -32,6 +34,9 @@ def extend_cfg(cfg):
     cfg.TRAINER.COCOOP.N_CTX = 16
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
+    # Project key: classes per text-encoder call when the B x C per-image prompts are encoded (bounds memory:
+    # B * CLASS_CHUNK sequences at a time; 0 = all classes in one call).
+    cfg.TRAINER.COCOOP.CLASS_CHUNK = 100
 
     # MaPLe / PromptSRC / IVLP (PSRC:train.py)
     cfg.TRAINER.MAPLE = CN()
@@ -45,11 +50,14 @@ def extend_cfg(cfg):
     cfg.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10
     cfg.TRAINER.PROMPTSRC.GPA_MEAN = 15
     cfg.TRAINER.PROMPTSRC.GPA_STD = 1
+    # Project key: frozen text target = mean of the raw template features, then normalised (PromptSRC's
+    # fixed_embeddings: "raw"), or mean of the normalised template features ("normalized").
+    cfg.TRAINER.PROMPTSRC.TEXT_TARGET_MEAN = "raw"  # raw | normalized
 
     cfg.TRAINER.IVLP = _vl_prompt_node(n_ctx=2)
 
     # Prompt-OT: a fork of PromptSRC, so the same upstream keys and defaults (the SCL/GPA keys are unused by
-    # Prompt-OT); project keys after them, promptot.md §8.5
+    # Prompt-OT; TEXT_TARGET_MEAN matters with ZS_TEXT ensemble60); project keys after them
     cfg.TRAINER.PROMPTOT = cfg.TRAINER.PROMPTSRC.clone()
     cfg.TRAINER.PROMPTOT.LAMBDA = 10.0  # weight of the OT term (upstream --div)
     cfg.TRAINER.PROMPTOT.OT_SOLVER = "emd"  # emd | hungarian | sinkhorn
@@ -59,11 +67,5 @@ def extend_cfg(cfg):
     cfg.TRAINER.PROMPTOT.OT_MODALITY_WEIGHTS = (1.0, 1.0)  # image, text parts of the squared distance
     cfg.TRAINER.PROMPTOT.ZS_TEXT = "template0"  # template0 | ensemble60
 
-    # Datasets (DATASET.SUBSAMPLE_CLASSES from CoOp; the others are project keys, datasets.md §12)
-    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all | base | new
-    cfg.DATASET.FEWSHOT_SAMPLER = "per_class"  # per_class | stratified_proportional
-    cfg.DATASET.FGVC_TRAIN_SPLIT = "train"  # train | trainval
-    # Check that every image of the loaded splits exists, in bulk (one listing per folder), and
-    # report missing files once with counts; False skips it (the loader then names the first).
-    cfg.DATASET.CHECK_FILES = True
+    extend_dataset_cfg(cfg)
     return cfg

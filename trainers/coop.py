@@ -5,7 +5,7 @@
 from dassl.engine import TRAINER_REGISTRY
 
 from .prompt_trainer import PromptTrainer
-from .prompted_clip import ClassPrompts
+from .prompts import TextContext
 
 
 @TRAINER_REGISTRY.register()
@@ -15,8 +15,8 @@ class CoOp(PromptTrainer):
 
     def build_prompt_learner(self, clip_model, classnames):
         t = self.tcfg
-        learner = ClassPrompts(clip_model, classnames, n_ctx=t.N_CTX, ctx_init=t.CTX_INIT,
-                               use_init=bool(t.CTX_INIT), csc=t.CSC, position=t.CLASS_TOKEN_POSITION)
+        learner = TextContext(clip_model, classnames, n_ctx=t.N_CTX, ctx_init=t.CTX_INIT, rule="coop",
+                              csc=t.CSC, position=t.CLASS_TOKEN_POSITION)
         print(f'Initial context: "{learner.prompt_prefix}"')
         print(f"Number of context words (tokens): {learner.n_ctx}")
         return learner

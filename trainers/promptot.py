@@ -6,7 +6,7 @@ Per mini-batch of B samples with labels y:
     C_ij = eta1 * (w_v ||v_i - v0_j||^2 + w_t ||t_{y_i} - t0_{y_j}||^2)       (eta1 = 0.5, w = 1, 1)
     pi*  = argmin_{pi in U(1/B, 1/B)} <pi, C>                                 (exact EMD on detached C)
     L    = CE(exp(s) v t^T, y) + lambda <pi*, C>                               (lambda = 10)
-Gradients reach the prompts through C only (envelope). promptot.md §3-5; switches in §16.
+Gradients reach the prompts through C only (envelope); Prompt-OT's ``trainers/promptot.py`` (``miniBatchOT``).
 """
 import torch
 
@@ -55,11 +55,15 @@ class PromptOT(VLPromptTrainer):
         if t.OT_SOLVER == "sinkhorn" and not t.OT_EPS > 0:
             raise ValueError("TRAINER.PROMPTOT.OT_EPS must be > 0 with OT_SOLVER sinkhorn")
 
-    def build_frozen_targets(self, classnames):
-        templates = ZS_TEXTS[self.tcfg.ZS_TEXT]
-        self.model.register_buffer("zs_text_features", self.model.frozen_text_features(classnames, templates),
-                                   persistent=False)
+    def build_model(self):
+        super().build_model()
         print(f"Prompt-OT: lambda = {self.tcfg.LAMBDA}, solver = {self.tcfg.OT_SOLVER}")
+
+    def frozen_text_templates(self):
+        return ZS_TEXTS[self.tcfg.ZS_TEXT]
+
+    def frozen_text_mean(self):
+        return self.tcfg.TEXT_TARGET_MEAN
 
     def compute_loss(self, images, labels):
         t = self.tcfg
@@ -67,11 +71,11 @@ class PromptOT(VLPromptTrainer):
         image, text, logits = self.prompted_outputs(images)
         loss_ce = self.cross_entropy(logits, labels)
         if t.LAMBDA == 0:  # IVLP exactly; skip the frozen forward
-            return loss_ce, {"loss_ce": loss_ce.item(), "loss_ot": 0.0}, logits
+            return loss_ce, {"loss_ce": loss_ce, "loss_ot": torch.zeros_like(loss_ce)}, logits
         norm = lambda x: x / x.norm(dim=-1, keepdim=True)  # noqa: E731
         zs_image = model.frozen_image_features(images)
-        cost = joint_ot_cost(norm(image), norm(text)[labels], norm(zs_image), model.zs_text_features[labels],
+        cost = joint_ot_cost(norm(image), norm(text)[labels], norm(zs_image), self.zs_text_features()[labels],
                              scale=t.OT_COST_SCALE, weights=tuple(t.OT_MODALITY_WEIGHTS))
         loss_ot = ot_regulariser(cost, t.OT_SOLVER, t.OT_EPS, t.OT_ITERS).to(loss_ce.dtype)
         loss = loss_ce + t.LAMBDA * loss_ot
-        return loss, {"loss_ce": loss_ce.item(), "loss_ot": loss_ot.item()}, logits
+        return loss, {"loss_ce": loss_ce, "loss_ot": loss_ot}, logits

@@ -2,7 +2,8 @@
 
     L = CE + KL(softmax(zs_logits) || softmax(logits)) / (B*C)
            + TEXT_LOSS_WEIGHT * mean|t - t_zs| + IMAGE_LOSS_WEIGHT * mean|v - v_zs|
-with normalised features, frozen text targets = mean over the 60 ImageNet templates, and Gaussian
+with normalised features, frozen text targets = the 60 ImageNet templates' features averaged, then normalised
+(``TEXT_TARGET_MEAN raw``, PromptSRC's ``fixed_embeddings``; ``normalized`` averages normalised ones), and Gaussian
 prompt aggregation (GPA) of the per-epoch weights, weight_e = N(e; GPA_MEAN, GPA_STD), normalised.
 """
 import math
@@ -29,19 +30,24 @@ def gpa_weights(max_epoch, mean, std):
 class PromptSRC(VLPromptTrainer):
     cfg_node = "PROMPTSRC"
 
-    def build_frozen_targets(self, classnames):
-        self.model.register_buffer(
-            "zs_text_features", self.model.frozen_text_features(classnames, IMAGENET_TEMPLATES), persistent=False)
+    def build_model(self):
+        super().build_model()
         t = self.tcfg
         self.gpa = gpa_weights(self.cfg.OPTIM.MAX_EPOCH, t.GPA_MEAN, t.GPA_STD)
         self.gpa_sum = None
+
+    def frozen_text_templates(self):
+        return IMAGENET_TEMPLATES
+
+    def frozen_text_mean(self):
+        return self.tcfg.TEXT_TARGET_MEAN
 
     def compute_loss(self, images, labels):
         t = self.tcfg
         model = self.model
         image, text, logits = self.prompted_outputs(images)
         zs_image = model.frozen_image_features(images)
-        zs_text = model.zs_text_features
+        zs_text = self.zs_text_features()
         zs_logits = model.logits(zs_image, zs_text.to(zs_image.dtype))
         norm = lambda x: (x / x.norm(dim=-1, keepdim=True)).float()  # noqa: E731
         loss_ce = self.cross_entropy(logits, labels)
@@ -50,7 +56,7 @@ class PromptSRC(VLPromptTrainer):
         loss_kl = F.kl_div(F.log_softmax(logits.float(), dim=1), F.log_softmax(zs_logits.float(), dim=1),
                            reduction="sum", log_target=True) / logits.numel()
         loss = loss_ce + loss_kl + loss_text + loss_image
-        return loss, {"loss_ce": loss_ce.item(), "loss_scl": (loss_kl + loss_text + loss_image).item()}, logits
+        return loss, {"loss_ce": loss_ce, "loss_scl": loss_kl + loss_text + loss_image}, logits
 
     # --------------------------------------------------------------------------- GPA
     def after_last_batch(self):

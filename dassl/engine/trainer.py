@@ -380,14 +380,22 @@ class TrainerX(SimpleTrainer):
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
         end = time.time()
+        recent_losses = []  # (batch index, loss tensor) since the last sync
         for self.batch_idx, batch in enumerate(self.train_loader_x):
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
+            if loss_summary and "loss" in loss_summary:
+                recent_losses.append((self.batch_idx, loss_summary["loss"]))
 
+            # Loss values stay on the device between log lines: the host syncs only here.
             meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
             only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
+            last_batch = (self.batch_idx + 1) == self.num_batches
+            if meet_freq or only_few_batches or last_batch:
+                self.check_finite_losses(recent_losses)
+                recent_losses = []
             if meet_freq or only_few_batches:
                 nb_remain = self.num_batches - self.batch_idx - 1
                 nb_remain += (self.max_epoch - self.epoch - 1) * self.num_batches
@@ -402,12 +410,35 @@ class TrainerX(SimpleTrainer):
                     f"eta {eta}",
                 ]
                 print(" ".join(info))
-
-            n_iter = self.epoch * self.num_batches + self.batch_idx
-            for name, meter in losses.meters.items():
-                self.write_scalar("train/" + name, meter.avg, n_iter)
-            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+                n_iter = self.epoch * self.num_batches + self.batch_idx
+                for name, meter in losses.meters.items():
+                    self.write_scalar("train/" + name, float(meter.avg), n_iter)
+                self.write_scalar("train/lr", self.get_current_lr(), n_iter)
             end = time.time()
+
+    def check_finite_losses(self, recent_losses):
+        """Stop with a clear message when a loss since the last check is NaN or infinite (one host sync).
+
+        The check runs at the log lines and at the last batch of every epoch, so no checkpoint is ever written
+        from diverged weights: the previous checkpoint stays the last one."""
+        if not recent_losses:
+            return
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32).detach().reshape(()).float()
+                              for _, v in recent_losses])
+        bad = ~torch.isfinite(values)
+        if not bool(bad.any()):
+            return
+        i = int(bad.nonzero()[0, 0])
+        batch_idx, value = recent_losses[i][0], float(values[i])
+        raise FloatingPointError(
+            f"Loss is {value} at epoch {self.epoch + 1}/{self.max_epoch}, batch {batch_idx + 1}/{self.num_batches}"
+            f": training diverged. Try a lower OPTIM.LR (now {self.get_current_lr():.4g}){self.divergence_hint()}; "
+            "the checkpoints written so far are intact (rerun to resume from the last one)."
+        )
+
+    def divergence_hint(self):
+        """More advice for the non-finite-loss message (trainers add their precision key)."""
+        return ""
 
     def parse_batch_train(self, batch):
         input = batch["img"].to(self.device)

@@ -1,4 +1,4 @@
-"""Running averages for the training log line."""
+"""Running averages for the training log line (tensor values stay on their device until printed)."""
 from collections import defaultdict
 
 import torch
@@ -20,8 +20,10 @@ class AverageMeter:
         self.count = 0
 
     def update(self, val, n=1):
+        """``val``: a number, or a 0-d tensor kept on its device (no host sync: the sum and average stay
+        tensors until they are formatted or ``float()``-ed)."""
         if isinstance(val, torch.Tensor):
-            val = val.item()
+            val = val.detach()
         self.val = val
         self.sum += val * n
         self.count += n
@@ -44,8 +46,6 @@ class MetricMeter:
         if not isinstance(input_dict, dict):
             raise TypeError("Input to MetricMeter.update() must be a dictionary")
         for k, v in input_dict.items():
-            if isinstance(v, torch.Tensor):
-                v = v.item()
             self.meters[k].update(v)
 
     def __str__(self):
