@@ -160,6 +160,17 @@ def test_cocoop_configs_values(name):
     assert cfg.TRAIN.CHECKPOINT_FREQ == 0
 
 
+def test_bench_step_configs_exist():
+    """``python -m bench step`` silently runs without a config file it cannot find: every entry must exist."""
+    from bench.step import TRAINER_CONFIGS
+
+    assert {"CoOp", "CoCoOp", "IVLP", "MaPLe", "PromptSRC", "PromptOT"} <= set(TRAINER_CONFIGS)
+    for trainer, path in TRAINER_CONFIGS.items():
+        assert path.startswith(f"configs/trainers/{trainer}/") and osp.isfile(osp.join(REPO, path)), path
+    assert TRAINER_CONFIGS["MaPLe"].endswith(MAPLE_B2N + ".yaml")
+    assert TRAINER_CONFIGS["CoCoOp"].endswith(COCOOP + ".yaml")
+
+
 # ------------------------------------------------------------------------------------------------ scripts
 FAKE_PY = r"""#!/usr/bin/env bash
 # Fake python: record cwd + argv, then leave the log a train.py run would (FAKE_MODE=partial: an unfinished one).
