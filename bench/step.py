@@ -28,6 +28,8 @@ TRAINER_CONFIGS = {  # the configs of the published base-to-new runs
     "IVLP": "configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
     "PromptSRC": "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
     "PromptOT": "configs/trainers/PromptOT/vit_b16_c2_ep20_batch4_4+4ctx-Copy3.yaml",
+    "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
+    "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
 }
 
 

@@ -1,5 +1,7 @@
 """Tests of trainers/optimal_transport.py against POT and independent computations (float64 unless noted)."""
 import itertools
+import linecache
+import warnings
 
 import numpy as np
 import ot
@@ -7,7 +9,7 @@ import pytest
 import torch
 
 from trainers import optimal_transport as otm
-from trainers.optimal_transport import exact_ot, ot_value, sinkhorn
+from trainers.optimal_transport import SinkhornCapWarning, exact_ot, hungarian, ot_value, sinkhorn
 
 
 def _simplex(gen, *shape):
@@ -98,6 +100,7 @@ def test_sinkhorn_per_problem_convergence_independent_of_batch(solver_path, n_ha
         assert torch.allclose(both[p], plan[0], rtol=0, atol=1e-15)
 
 
+@pytest.mark.filterwarnings("ignore::trainers.optimal_transport.SinkhornCapWarning")  # capped on purpose
 @pytest.mark.parametrize("eps", [1e-3, 1e-2, 0.1])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_sinkhorn_half_inputs_small_eps_are_finite(eps, dtype):
@@ -120,6 +123,7 @@ def test_sinkhorn_half_inputs_small_eps_are_finite(eps, dtype):
         assert (plan[0].double() - ref).abs().max() < 1e-5
 
 
+@pytest.mark.filterwarnings("ignore::trainers.optimal_transport.SinkhornCapWarning")  # capped on purpose
 def test_sinkhorn_kernel_overflow_falls_back_to_log_domain(monkeypatch):
     # Row 2 must send 0.8 of its mass through an entry of reduced cost 200 * eps: the scalings need a
     # factor e^200, beyond float32. (float64 POT can still do it with plain multiplicative updates.)
@@ -191,6 +195,7 @@ def test_newton_from_any_gibbs_plan_with_padding(backend):
         assert plan[p, :, c:].abs().max() == 0 if c < n else True
 
 
+@pytest.mark.filterwarnings("ignore::trainers.optimal_transport.SinkhornCapWarning")  # capped on purpose
 def test_newton_keeps_tiny_entries_and_spares_log_domain_problems():
     gen = torch.Generator().manual_seed(3)
     C = torch.rand(6, 6, 5, generator=gen, dtype=torch.float64) * 4  # entries down to e^-400 at eps 0.01
@@ -211,7 +216,7 @@ def test_newton_without_progress_falls_back_to_sinkhorn(monkeypatch):
     C = _near_permutation_costs(gen, 3, 5)
     plain, log_plain = sinkhorn(C, eps=0.1, tol=1e-10, method="kernel", log=True)
 
-    def no_progress(T, a, b, *, max_steps, tol):  # e.g. a plan whose support underflowed
+    def no_progress(T, a, b, *, max_steps, tol, reached_cap=None):  # e.g. a plan whose support underflowed
         err = np.full(len(T), np.nan)
         err[1] = 1e-12  # one problem does converge
         return T * 0 + 1, np.ones(len(T), dtype=np.int64), err
@@ -224,6 +229,7 @@ def test_newton_without_progress_falls_back_to_sinkhorn(monkeypatch):
     assert bool((plan[1] == 1).all())  # the problem Newton solved keeps Newton's plan
 
 
+@pytest.mark.filterwarnings("ignore::trainers.optimal_transport.SinkhornCapWarning")  # capped on purpose
 def test_newton_finish_in_a_mixed_batch_and_limits():
     gen = torch.Generator().manual_seed(6)
     hard = _near_permutation_costs(gen, 2, 4)
@@ -329,6 +335,7 @@ def test_upstream_rule_with_delayed_stop_checks(n_calls):
         assert (out[6 * k:6 * (k + 1)] - ref).abs().max() < 1e-12
 
 
+@pytest.mark.filterwarnings("ignore::trainers.optimal_transport.SinkhornCapWarning")  # capped on purpose
 def test_upstream_rule_nan_fallback_returns_kernel():
     gen = torch.Generator().manual_seed(8)
     cost = torch.rand(2, 3, 6, 5, generator=gen, dtype=torch.float64) * 4
@@ -344,6 +351,132 @@ def test_upstream_rule_nan_fallback_returns_kernel():
             assert torch.equal(plan, ref)
         else:
             assert (plan - ref).abs().max() < 1e-12
+
+
+# ------------------------------------------------------------------------------------------------
+# warning when a problem reaches the iteration cap unconverged
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def cap_warnings(monkeypatch):
+    """Records every SinkhornCapWarning (Python's own filters off: only the module's registry dedups)."""
+    monkeypatch.setattr(otm, "_CAP_WARNED_SITES", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield lambda: [w for w in caught if issubclass(w.category, SinkhornCapWarning)]
+
+
+def _capped(log, max_iter):
+    """Problems stopped unconverged at the cap, from the log."""
+    return int(((log["n_iter"] == max_iter) & ~log["converged"]).sum())
+
+
+@pytest.mark.parametrize("case", ["kernel", "log", "newton", "upstream", "upstream-calls"])
+def test_sinkhorn_warns_once_per_call_site_when_capped(case, cap_warnings, solver_path):
+    gen = torch.Generator().manual_seed(17)
+    C = torch.rand(3, 12, 10, generator=gen, dtype=torch.float64)
+    kw = {"kernel": dict(eps=0.05, max_iter=20), "log": dict(eps=1e-3, max_iter=20, method="log"),
+          "newton": dict(eps=0.1, max_iter=otm.NEWTON_AFTER + 1, tol=1e-12),
+          "upstream": dict(eps=0.05, max_iter=3, stop_rule="upstream"),
+          "upstream-calls": dict(eps=0.05, max_iter=3, stop_rule="upstream", call_dims=1)}[case]
+    if case == "newton":
+        C = _near_permutation_costs(gen, 3, 5)
+    for _ in range(3):  # one call site, three calls
+        plan, log = sinkhorn(C, log=True, **kw)
+    assert _capped(log, kw["max_iter"]) > 0  # the log agrees: problems stopped unconverged at the cap
+    if case == "newton":
+        assert bool(log["newton"].all())
+    got = cap_warnings()
+    assert len(got) == 1
+    w = got[0]
+    assert w.filename == __file__  # reported at the caller's line
+    assert linecache.getline(w.filename, w.lineno).strip() == "plan, log = sinkhorn(C, log=True, **kw)"
+    msg = str(w.message)
+    assert f"max_iter={kw['max_iter']}" in msg and f"eps={kw['eps']:g}" in msg and "max_iter / eps" in msg
+    assert ("calls" if case.startswith("upstream") else "problems") in msg
+    sinkhorn(C, **kw)  # another call site: warned again
+    assert len(cap_warnings()) == 2
+
+
+@pytest.mark.parametrize("case", ["kernel", "newton", "log", "upstream"])
+def test_sinkhorn_does_not_warn_when_converged(case, cap_warnings, solver_path):
+    gen = torch.Generator().manual_seed(18)
+    C = torch.rand(3, 24, 20, generator=gen, dtype=torch.float64)  # m + n > NEWTON_MAX_DIM: Sinkhorn only
+    kw = {"kernel": dict(eps=0.5), "log": dict(eps=2e-3, max_iter=5000, method="log"),
+          "newton": dict(eps=0.1, tol=1e-12), "upstream": dict(eps=0.5, stop_rule="upstream")}[case]
+    if case == "newton":  # the Sinkhorn phase stops at NEWTON_AFTER unconverged: not the cap, no warning
+        C = _near_permutation_costs(gen, 3, 5)
+    plan, log = sinkhorn(C, log=True, **kw)
+    assert bool(log["converged"].all())
+    if "newton" in log:
+        assert bool(log["newton"].all()) == (case == "newton")
+    assert cap_warnings() == []
+
+
+def test_sinkhorn_cap_warning_names_the_hint_and_uses_python_filters(monkeypatch):
+    monkeypatch.setattr(otm, "_CAP_WARNED_SITES", set())
+    C = torch.rand(2, 12, 10, generator=torch.Generator().manual_seed(19), dtype=torch.float64)
+    with pytest.warns(SinkhornCapWarning, match=r"Raise the iteration cap or eps \(CFG\.EPS / CFG\.ITERS\)"):
+        ot_value(C, method="sinkhorn", eps=0.05, max_iter=4, cap_hint="CFG.EPS / CFG.ITERS")
+    # the message depends only on the arguments: Python's once-per-location filter also dedups it
+    monkeypatch.setattr(otm, "_CAP_WARNED_SITES", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for _ in range(3):
+            otm._CAP_WARNED_SITES.clear()
+            sinkhorn(C, eps=0.05, max_iter=4)
+    assert len([w for w in caught if issubclass(w.category, SinkhornCapWarning)]) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Hungarian (assignment) solver
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", range(2, 11))
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_hungarian_equals_emd(n, fast_path, monkeypatch):
+    calls = []
+    import scipy.optimize
+
+    lsa = scipy.optimize.linear_sum_assignment
+    monkeypatch.setattr(scipy.optimize, "linear_sum_assignment", lambda c: calls.append(1) or lsa(c))
+    if not fast_path:
+        monkeypatch.setattr(otm, "MAX_PERMUTATION_SIZE", 0)
+    gen = torch.Generator().manual_seed(100 + n)
+    C = torch.rand(2, 3, n, n, generator=gen, dtype=torch.float64)
+    C[1, 2] = torch.randint(0, 3, (n, n), generator=gen).double()  # many ties
+    plan = hungarian(C)
+    assert plan.shape == C.shape and plan.dtype == torch.float64
+    used_scipy = not (fast_path and n <= 6)
+    assert len(calls) == (6 if used_scipy else 0)
+    unif = ot.unif(n)
+    for i, j in itertools.product(range(2), range(3)):
+        emd = ot.emd(unif, unif, C[i, j].numpy())
+        assert (plan[i, j] * C[i, j]).sum().item() == pytest.approx((emd * C[i, j].numpy()).sum(), abs=1e-13)
+        # a permutation matrix / n
+        assert sorted(plan[i, j].flatten().tolist()) == [0.0] * (n * n - n) + [1 / n] * n
+        assert torch.equal(plan[i, j].sum(0), torch.full((n,), 1 / n, dtype=torch.float64))
+        assert torch.equal(plan[i, j].sum(1), torch.full((n,), 1 / n, dtype=torch.float64))
+
+
+def test_hungarian_half_cost_and_envelope_gradient():
+    gen = torch.Generator().manual_seed(20)
+    C = torch.rand(3, 8, 8, generator=gen).half().requires_grad_(True)
+    value, plan = ot_value(C, method="hungarian", return_plan=True)
+    value.sum().backward()
+    assert plan.dtype == torch.float32 and value.shape == (3,)
+    assert torch.equal(C.grad.float(), plan)
+    for k in range(3):
+        ref = ot.emd2(ot.unif(8), ot.unif(8), C[k].detach().double().numpy())
+        assert value[k].item() == pytest.approx(ref, abs=1e-6)
+
+
+def test_hungarian_rejects_what_it_cannot_solve():
+    with pytest.raises(ValueError, match="square"):
+        hungarian(torch.rand(4, 5))
+    with pytest.raises(ValueError, match="uniform marginals"):
+        ot_value(torch.rand(4, 4), torch.full((4,), 0.25), None, method="hungarian")
+    with pytest.raises(TypeError, match="hungarian"):
+        ot_value(torch.rand(4, 4), method="hungarian", eps=0.1)
 
 
 # ------------------------------------------------------------------------------------------------

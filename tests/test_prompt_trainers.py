@@ -197,3 +197,34 @@ def test_low_precision_keeps_fp32_master_prompts(make_cfg, root, tmp_path, prec,
     summary = ivlp.forward_backward(batch)
     assert torch.isfinite(summary["loss"])
     assert not torch.equal(before, ivlp.model.prompt_learner.text.ctx)
+
+
+def test_ot_regulariser_solvers_against_pot_and_sinkhorn_cap_warning(monkeypatch):
+    """Prompt-OT's OT_SOLVER choices on plain costs (no trainer): hungarian and emd give POT's exact
+    value; sinkhorn at its cap warns once, naming the config keys to raise."""
+    import os
+    import warnings
+
+    import ot
+
+    from trainers import optimal_transport as otm
+    from trainers.promptot import ot_regulariser
+
+    gen = torch.Generator().manual_seed(0)
+    for B in (4, 8):  # the permutation search, then SciPy's linear_sum_assignment
+        cost = torch.rand(B, B, generator=gen, dtype=torch.float64)
+        ref = ot.emd2(ot.unif(B), ot.unif(B), cost.numpy())
+        assert ot_regulariser(cost, "hungarian").item() == pytest.approx(ref, abs=1e-13)
+        assert ot_regulariser(cost, "emd").item() == pytest.approx(ref, abs=1e-13)
+    monkeypatch.setattr(otm, "_CAP_WARNED_SITES", set())
+    cost = torch.rand(4, 4, generator=gen, dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ot_regulariser(cost, "sinkhorn", eps=1.0, iters=1000)  # converges: silent
+        assert caught == []
+        for _ in range(3):
+            ot_regulariser(cost, "sinkhorn", eps=1e-3, iters=2)
+    assert [w.category for w in caught] == [otm.SinkhornCapWarning]
+    assert os.path.basename(caught[0].filename) == "promptot.py"  # the call site in the trainer
+    assert "max_iter=2" in str(caught[0].message)
+    assert "(TRAINER.PROMPTOT.OT_EPS / TRAINER.PROMPTOT.OT_ITERS)" in str(caught[0].message)

@@ -19,6 +19,10 @@ TESTENV = "vit_b16_c2_ep20_batch4_4+4ctx-testenv"
 B2N = "vit_b16_c2_ep20_batch4_4+4ctx"
 XD = "vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"
 FEW = "vit_b16_c2_ep50_batch4_4+4ctx_few_shot"
+MAPLE_B2N = "vit_b16_c2_ep5_batch4_2ctx"
+MAPLE_XD = "vit_b16_c2_ep5_batch4_2ctx_cross_datasets"
+MAPLE_FEW = "vit_b16_c2_ep50_batch4_2ctx_few_shot"
+COCOOP = "vit_b16_c4_ep10_batch1_ctxv1"
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -82,11 +86,13 @@ def test_coop_rn50_val_sets_only_batches_input_backbone():
 
 def test_config_file_sets():
     names = {d: sorted(osp.basename(p)[:-5] for p in glob.glob(osp.join(CFG_DIR, d, "*.yaml")))
-             for d in ("CoOp", "IVLP", "PromptSRC", "PromptOT")}
+             for d in ("CoOp", "IVLP", "PromptSRC", "PromptOT", "MaPLe", "CoCoOp")}
     assert names["CoOp"] == sorted(COOP_NAMES + ["rn50_val"])
     assert names["PromptSRC"] == [B2N, XD, FEW]
     assert names["IVLP"] == [B2N, XD, FEW]
     assert names["PromptOT"] == sorted([COPY3, TESTENV, XD, FEW])
+    assert names["MaPLe"] == sorted([MAPLE_B2N, MAPLE_XD, MAPLE_FEW])
+    assert names["CoCoOp"] == sorted([COCOOP] + [f"vit_b16_c{n}_ep10_batch1" for n in (4, 8, 16)])
 
 
 # file -> (node, LR, MAX_EPOCH, WARMUP_CONS_LR, depth V/T, (TEXT, IMAGE loss weights, GPA mean, std) or None)
@@ -120,6 +126,49 @@ def test_vlp_configs_values(key):
     assert cfg.TRAIN.CHECKPOINT_FREQ == (1 if key[0] == "PromptOT" else 0)
     if key[0] == "PromptOT":  # project keys keep their defaults: lambda comes from LAMBDA / --div
         assert (t.LAMBDA, t.OT_SOLVER) == (10.0, "emd")
+
+
+# file -> (LR, MAX_EPOCH, PROMPT_DEPTH): multimodal-prompt-learning's two configs; few-shot: project config
+MAPLE = {MAPLE_B2N: (0.0035, 5, 9), MAPLE_XD: (0.0026, 2, 3), MAPLE_FEW: (0.0025, 50, 9)}
+
+
+@pytest.mark.parametrize("name", sorted(MAPLE))
+def test_maple_configs_values(name):
+    lr, epochs, depth = MAPLE[name]
+    cfg = merged(osp.join(CFG_DIR, "MaPLe", name + ".yaml"))
+    check_common(cfg, 4)
+    assert (cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.OPTIM.WARMUP_CONS_LR) == (lr, epochs, 1e-5)
+    assert cfg.TRAIN.PRINT_FREQ == 20 and cfg.MODEL.BACKBONE.NAME == "ViT-B/16"
+    t = cfg.TRAINER.MAPLE
+    assert (t.N_CTX, t.CTX_INIT, t.PREC, t.PROMPT_DEPTH) == (2, "a photo of a", "fp16", depth)
+    assert cfg.TRAIN.CHECKPOINT_FREQ == 0  # only the last epoch is saved, as upstream
+
+
+# file -> (N_CTX, CTX_INIT): CoOp's configs/trainers/CoCoOp (cocoop.md table)
+COCOOP_CFGS = {COCOOP: (4, "a photo of a"), "vit_b16_c4_ep10_batch1": (4, ""), "vit_b16_c8_ep10_batch1": (8, ""),
+               "vit_b16_c16_ep10_batch1": (16, "")}
+
+
+@pytest.mark.parametrize("name", sorted(COCOOP_CFGS))
+def test_cocoop_configs_values(name):
+    cfg = merged(osp.join(CFG_DIR, "CoCoOp", name + ".yaml"))
+    check_common(cfg, 1)
+    assert (cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.OPTIM.WARMUP_CONS_LR) == (0.002, 10, 1e-5)
+    assert cfg.TRAIN.PRINT_FREQ == 20 and cfg.MODEL.BACKBONE.NAME == "ViT-B/16"
+    t = cfg.TRAINER.COCOOP
+    assert (t.N_CTX, t.CTX_INIT, t.PREC) == (*COCOOP_CFGS[name], "fp16")
+    assert cfg.TRAIN.CHECKPOINT_FREQ == 0
+
+
+def test_bench_step_configs_exist():
+    """``python -m bench step`` silently runs without a config file it cannot find: every entry must exist."""
+    from bench.step import TRAINER_CONFIGS
+
+    assert {"CoOp", "CoCoOp", "IVLP", "MaPLe", "PromptSRC", "PromptOT"} <= set(TRAINER_CONFIGS)
+    for trainer, path in TRAINER_CONFIGS.items():
+        assert path.startswith(f"configs/trainers/{trainer}/") and osp.isfile(osp.join(REPO, path)), path
+    assert TRAINER_CONFIGS["MaPLe"].endswith(MAPLE_B2N + ".yaml")
+    assert TRAINER_CONFIGS["CoCoOp"].endswith(COCOOP + ".yaml")
 
 
 # ------------------------------------------------------------------------------------------------ scripts
@@ -210,16 +259,18 @@ ARGS = {
     "promptot/xd_test.sh": ["dtd", 1, XD, "10.0"],
     "promptot/few_shot.sh": ["dtd", 4, "10.0", FEW],
     "coop/few_shot.sh": ["dtd", "rn50", "end", 16, 1, "False"],
-    **{f"{m}/{s}": ["dtd", 1] for m in ("promptsrc", "ivlp", "coop")
+    "cocoop/few_shot.sh": ["dtd", COCOOP, 4],
+    **{f"{m}/{s}": ["dtd", 1] for m in ("promptsrc", "ivlp", "coop", "maple", "cocoop")
        for s in ("base2new_train.sh", "base2new_test.sh", "xd_train.sh", "xd_test.sh")},
-    **{f"{m}/reproduce_base2novel_setting.sh": ["dtd", 1, "weights"] for m in ("promptsrc", "ivlp", "coop")},
-    **{f"{m}/few_shot.sh": ["dtd", 4] for m in ("promptsrc", "ivlp")},
+    **{f"{m}/reproduce_base2novel_setting.sh": ["dtd", 1, "weights"]
+       for m in ("promptsrc", "ivlp", "coop", "maple", "cocoop")},
+    **{f"{m}/few_shot.sh": ["dtd", 4] for m in ("promptsrc", "ivlp", "maple")},
     "zsclip/base2new_test.sh": ["dtd", 1],
 }
 
 
 def test_every_method_has_the_upstream_script_names():
-    for m in ("coop", "ivlp", "promptsrc", "promptot"):
+    for m in ("coop", "ivlp", "promptsrc", "promptot", "maple", "cocoop"):
         for s in ("base2new_train", "base2new_test", "reproduce_base2novel_setting", "xd_train", "xd_test",
                   "few_shot"):
             assert f"{m}/{s}.sh" in ARGS
@@ -252,6 +303,13 @@ def test_bad_values_are_named(run):
     assert r.returncode == 2 and "KEY VALUE pairs" in r.stderr
     r = run("promptsrc/base2new_test.sh", "dtd", 1)  # nothing trained
     assert r.returncode == 2 and "model directory" in r.stderr and "not found" in r.stderr
+    r = run("cocoop/few_shot.sh", "dtd", 4)
+    assert r.returncode == 2 and "DATASET CFG SHOTS" in r.stderr and "missing: SHOTS" in r.stderr
+    r = run("cocoop/few_shot.sh", "dtd", "c16", 4)
+    assert r.returncode == 2 and "no config configs/trainers/CoCoOp/c16.yaml" in r.stderr \
+        and "vit_b16_c16_ep10_batch1" in r.stderr
+    r = run("maple/few_shot.sh", "dtd", "four")
+    assert r.returncode == 2 and "SHOTS must be an integer" in r.stderr
     assert run.calls() == []
 
 
@@ -319,9 +377,19 @@ def test_promptot_xd_and_few_shot(run):
             "--div", "10.0", "DATASET.NUM_SHOTS", "4"] for s in (1, 2)]]
 
 
-@pytest.mark.parametrize("trainer", ["PromptSRC", "IVLP"])
-def test_promptsrc_ivlp_scripts(run, trainer):
-    m = trainer.lower() if trainer == "PromptSRC" else "ivlp"
+# trainer -> (script folder, base-to-new CFG, its default LOADEP, xd CFG, its default LOADEP, few-shot CFG,
+#             few-shot positionals before SHOTS); default LOADEP = the config's MAX_EPOCH = upstream's LOADEP
+METHOD_SCRIPTS = {
+    "PromptSRC": ("promptsrc", B2N, "20", XD, "20", FEW, []),
+    "IVLP": ("ivlp", B2N, "20", XD, "20", FEW, []),
+    "MaPLe": ("maple", MAPLE_B2N, "5", MAPLE_XD, "2", MAPLE_FEW, []),
+    "CoCoOp": ("cocoop", COCOOP, "10", COCOOP, "10", "vit_b16_c16_ep10_batch1", ["vit_b16_c16_ep10_batch1"]),
+}
+
+
+@pytest.mark.parametrize("trainer", sorted(METHOD_SCRIPTS))
+def test_method_scripts(run, trainer):
+    m, b2n, b2n_ep, xd, xd_ep, few, few_args = METHOD_SCRIPTS[trainer]
     assert run(f"{m}/base2new_train.sh", "dtd", 1).returncode == 0
     assert run(f"{m}/base2new_test.sh", "dtd", 1).returncode == 0
     assert run(f"{m}/base2new_test.sh", "dtd", 1, "OPTIM.MAX_EPOCH", "2", SUBS="base").returncode == 0
@@ -331,26 +399,29 @@ def test_promptsrc_ivlp_scripts(run, trainer):
     assert run(f"{m}/reproduce_base2novel_setting.sh", "dtd", 2, "w").returncode == 0
     assert run(f"{m}/xd_train.sh", "imagenet", 1).returncode == 0
     assert run(f"{m}/xd_test.sh", "dtd", 1).returncode == 0
-    assert run(f"{m}/few_shot.sh", "dtd", 4, SEEDS="3").returncode == 0
-    train = f"output/base2new/train_base/dtd/shots_16/{trainer}/{B2N}/seed1"
+    assert run(f"{m}/few_shot.sh", "dtd", *few_args, 4, SEEDS="3").returncode == 0
+    train = f"output/base2new/train_base/dtd/shots_16/{trainer}/{b2n}/seed1"
 
     def ev(sub, seed, model, ep, *more):
-        return run.head(trainer, "dtd", B2N, seed, f"output/base2new/test_{sub}/dtd/shots_16/{trainer}/{B2N}/seed{seed}") \
-            + ["--model-dir", str(model), "--load-epoch", ep, "--eval-only",
-               "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", sub, *more]
+        out = f"output/base2new/test_{sub}/dtd/shots_16/{trainer}/{b2n}/seed{seed}"
+        return run.head(trainer, "dtd", b2n, seed, out) + [
+            "--model-dir", str(model), "--load-epoch", ep, "--eval-only",
+            "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", sub, *more]
 
-    src = f"output/imagenet/{trainer}/{XD}_16shots/seed1"
+    src = f"output/imagenet/{trainer}/{xd}_16shots/seed1"
     assert run.argvs() == [
-        run.head(trainer, "dtd", B2N, 1, train) + ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"],
-        ev("new", 1, run.out / train, "20"),
+        run.head(trainer, "dtd", b2n, 1, train) + ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"],
+        ev("new", 1, run.out / train, b2n_ep),
         ev("base", 1, run.out / train, "2", "OPTIM.MAX_EPOCH", "2"),  # LOADEP follows a MAX_EPOCH override
-        ev("base", 2, run.tmp / "w" / "base" / "seed2", "20"),
-        ev("new", 2, run.tmp / "w" / "base" / "seed2", "20"),
-        run.head(trainer, "imagenet", XD, 1, src) + ["DATASET.NUM_SHOTS", "16"],
-        run.head(trainer, "dtd", XD, 1, f"output/evaluation/{trainer}/{XD}_16shots/dtd/seed1") + [
-            "--model-dir", str(run.out / src), "--load-epoch", "20", "--eval-only"],
-        run.head(trainer, "dtd", FEW, 3, f"output/dtd/{trainer}/{FEW}_4shots/seed3") + ["DATASET.NUM_SHOTS", "4"],
+        ev("base", 2, run.tmp / "w" / "base" / "seed2", b2n_ep),
+        ev("new", 2, run.tmp / "w" / "base" / "seed2", b2n_ep),
+        run.head(trainer, "imagenet", xd, 1, src) + ["DATASET.NUM_SHOTS", "16"],
+        run.head(trainer, "dtd", xd, 1, f"output/evaluation/{trainer}/{xd}_16shots/dtd/seed1") + [
+            "--model-dir", str(run.out / src), "--load-epoch", xd_ep, "--eval-only"],
+        run.head(trainer, "dtd", few, 3, f"output/dtd/{trainer}/{few}_4shots/seed3") + ["DATASET.NUM_SHOTS", "4"],
     ]
+    assert run(f"{m}/base2new_test.sh", "dtd", 1, LOADEP=3, SUBS="all").returncode == 0  # LOADEP wins
+    assert run.argvs()[-1][run.argvs()[-1].index("--load-epoch") + 1] == "3"
 
 
 def test_coop_scripts(run):

@@ -6,6 +6,8 @@ batched over the leading dimensions of ``cost``:
 - :func:`sinkhorn` -- entropic OT plans, ``cost [..., m, n] -> plan [..., m, n]``.
 - :func:`exact_ot` -- exact (unregularised) OT plans; on device for small uniform square problems, POT's
   ``ot.emd`` otherwise.
+- :func:`hungarian` -- exact OT of uniform square problems as assignments (SciPy's
+  ``linear_sum_assignment``; an on-device fast path for n <= 6).
 - :func:`ot_value` -- ``<plan(cost.detach()), cost>`` with the gradient flowing through ``cost`` only
   (the envelope gradient used by Prompt-OT, ALIGN and SOT-GLP).
 
@@ -25,15 +27,21 @@ Two stop rules are offered by :func:`sinkhorn` (keyword ``stop_rule``):
   Small problems that converge slowly are finished by Newton's method (see ``method`` below).
 - ``"upstream"``: the rule of the released ALIGN / PLOT / SOT-GLP code (see ``stop_rule`` below), for
   reproducing their plans.
+
+A problem that reaches the iteration cap unconverged triggers a :class:`SinkhornCapWarning`, once per
+call site (see :func:`sinkhorn`).
 """
 import functools
 import itertools
 import math
+import os
+import sys
+import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["sinkhorn", "exact_ot", "ot_value"]
+__all__ = ["sinkhorn", "exact_ot", "hungarian", "ot_value", "SinkhornCapWarning"]
 
 # Largest cost range over eps for which plain multiplicative updates are used, so that the kernel
 # exp(-cost/eps) stays far from under/overflow: the span (max - min) of a problem's cost, or else of its
@@ -262,7 +270,7 @@ def _put(out, idx, values, axis):
         out.index_copy_(axis % out.dim(), idx, values)
 
 
-def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
+def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every, capped=None):
     """Iterate ``step`` until every problem converges; results are written into ``out``.
 
     ``state`` / ``data``: tuples of arrays (torch or NumPy) whose first axis (last axis if
@@ -271,7 +279,9 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
     the batch once at most ``COMPACT_KEEP_FRACTION`` of it is still running (a gather costs a few
     iterations; until then they keep iterating, which only refines a state already written out).
     ``out = (states, n_iter [P], err [P])`` receives, per problem, the final state, the number of
-    iterations done and the final error (NaN flags a numerical failure).
+    iterations done and the final error (NaN flags a numerical failure). ``capped`` (a list, optional)
+    receives the number of problems stopped unconverged at ``max_iter`` (counted only when the cap is
+    reached: the one extra host sync is on that path).
     """
     out_state, out_iter, out_err = out
     xp = np if isinstance(out_iter, np.ndarray) else torch
@@ -294,6 +304,8 @@ def _iterate(step, state, data, out, *, batch_last, max_iter, tol, check_every):
                     _put(o, dest, _take(s, pos, axis), axis)
                 out_iter[dest] = it
                 out_err[dest] = err[pos]
+                if it == max_iter and capped is not None:
+                    capped.append(int((err[pos] >= tol).sum()))
             if n_done == len(done):
                 return
             if len(done) - n_done <= COMPACT_KEEP_FRACTION * len(done):
@@ -344,7 +356,7 @@ def _solve_log(Ct, a, b, eps, padded, opts, out):
     torch.exp(logK.add_(f[:, :, None]).add_(g[:, None, :]), out=out[0])
 
 
-def _newton(T, a, b, *, max_steps, tol):
+def _newton(T, a, b, *, max_steps, tol, reached_cap=None):
     """Newton's method on the entropic dual, batched, from plans of the Gibbs family (float64).
 
     ``T [P, m, n]``: plans ``diag(u) K diag(v)`` (e.g. after some Sinkhorn iterations); ``a [P, m]``,
@@ -360,6 +372,8 @@ def _newton(T, a, b, *, max_steps, tol):
     step. Converges quadratically where Sinkhorn crawls (plans close to a permutation).
 
     Returns ``(plan [P, m, n], steps [P], err [P])``; ``err`` NaN flags a numerical failure.
+    ``reached_cap`` (a list, optional) gets an entry when some problem is still running at ``max_steps``
+    (known on the host, no sync).
     """
     numpy = isinstance(T, np.ndarray)
     xp = np if numpy else torch
@@ -381,6 +395,8 @@ def _newton(T, a, b, *, max_steps, tol):
         row = T.sum(-1)
         err = abs(row - a).sum(-1)
         stop = ~(err >= tol) | stalled | (step == max_steps)
+        if step == max_steps and reached_cap is not None:
+            reached_cap.append(step)
         if bool(stop.any()):
             plan[idx[stop]], steps[idx[stop]], err_out[idx[stop]] = T[stop], step, err[stop]
             if bool(stop.all()):
@@ -437,7 +453,8 @@ def _finish_by_newton(a, b, opts, out, eligible):
     iterations left of ``max_iter``.
 
     Updates ``out`` in place, except for problems where Newton made no progress (error not reduced, or
-    NaN). Returns the masks ``[P]`` of the problems it solved and of those it could not.
+    NaN). Returns the masks ``[P]`` of the problems it solved and of those it could not. Problems it
+    leaves unconverged at ``max_iter`` are counted into ``opts["capped"]`` (if present).
     """
     plan, n_iter, err = out
     slow = eligible & torch.isfinite(err) & (err >= opts["tol"])
@@ -447,9 +464,12 @@ def _finish_by_newton(a, b, opts, out, eligible):
         args = [x[idx].double() for x in (plan, a, b)]
         if plan.device.type == "cpu":
             args = [x.numpy() for x in args]
-        T, steps, e = _newton(*args, max_steps=opts["max_iter"] - NEWTON_AFTER, tol=opts["tol"])
+        max_steps, reached_cap = opts["max_iter"] - NEWTON_AFTER, []
+        T, steps, e = _newton(*args, max_steps=max_steps, tol=opts["tol"], reached_cap=reached_cap)
         T, steps, e = (torch.as_tensor(x, device=plan.device) for x in (T, steps, e))
         ok = e < err[idx]  # False for NaN
+        if reached_cap and opts.get("capped") is not None:  # (problems without progress are redone)
+            opts["capped"].append(int((ok & (steps >= max_steps) & (e >= opts["tol"])).sum()))
         plan[idx[ok]] = T[ok].to(plan.dtype)
         n_iter[idx[ok]] += steps[ok]
         err[idx[ok]] = e[ok].to(err.dtype)
@@ -466,7 +486,8 @@ def _sinkhorn_phase(C, a, b, eps, method, padded, opts, out, kernel_max_iter=Non
     whose scalings became non-finite are redone in the log domain. ``kernel_max_iter``: a lower
     iteration cap for the kernel solver. Returns the log-domain mask ``[P]``.
     """
-    kernel_opts = opts if kernel_max_iter is None else dict(opts, max_iter=kernel_max_iter)
+    # the lower cap is not final (Newton finishes those problems): not counted as reaching the cap
+    kernel_opts = opts if kernel_max_iter is None else dict(opts, max_iter=kernel_max_iter, capped=None)
     kernel_limit = -1.0 if method == "log" else KERNEL_MAX_RANGE[C.dtype] * eps
     limit = {"auto": kernel_limit, "kernel": math.inf, "log": -1.0}[method]
     Cs, span = _shifted_cost(C, a, b, padded)
@@ -543,7 +564,7 @@ def _freeze(new, old, active, layout):
     return torch.where(mask, new.view(shape), old.view(shape)).view(new.shape)
 
 
-def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_every):
+def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_every, capped=None):
     """The released ALIGN / PLOT / SOT-GLP Sinkhorn loop on ``C [P, m, n]``, vectorised over ``n_calls``.
 
     Per call (a contiguous group of ``P / n_calls`` problems): ``r = 1``, ``c = 1`` on the valid entries;
@@ -554,6 +575,8 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
     ``diag(r) K diag(c)``; a call whose plan has a NaN returns its kernel ``K`` (upstream's fallback).
 
     Writes the plan into ``out [P, m, n]``; returns ``n_iter``, ``fallback``, ``converged`` ``[n_calls]``.
+    ``capped`` (a list, optional) receives the number of calls still running at ``max_iter`` (one host
+    sync, on that path only).
     """
     P, m, n = C.shape
     G, size = n_calls, P // n_calls
@@ -590,6 +613,9 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
         active = active & ~(change < tol)
         if it % sync_every == 0 and not bool(active.any()):
             break
+    else:
+        if capped is not None:
+            capped.append(int(active.sum()))
     if single:
         n_iter[0] = it
     plan = _gibbs_plan(K, A_r, r, c, layout, out)
@@ -602,7 +628,7 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
     return n_iter, fallback, ~active
 
 
-def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_every):
+def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_every, capped=None):
     """Stop rule "upstream" on ``C [P, m, n]``, in chunks of whole calls on CPU (cache-sized).
 
     On CPU the stop test is read every iteration (no device to sync with); elsewhere every
@@ -617,7 +643,7 @@ def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_ev
     for g in _chunk_slices(n_calls, 2 * size * m * n * C.element_size(), C.device):
         p = slice(g.start * size, g.stop * size)
         res = _upstream_calls(C[p], a[p], b[p], eps, g.stop - g.start, plan[p], padded=padded,
-                              max_iter=max_iter, tol=tol, sync_every=sync_every)
+                              max_iter=max_iter, tol=tol, sync_every=sync_every, capped=capped)
         for k, v in zip(("n_iter", "fallback", "converged"), res):
             info[k][g] = v
     return plan, {k: v.repeat_interleave(size) for k, v in info.items()}
@@ -627,7 +653,7 @@ def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_ev
 # public API
 # --------------------------------------------------------------------------------------------------
 def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto", stop_rule="tol",
-             call_dims=0, check_every=10, log=False):
+             call_dims=0, check_every=10, log=False, cap_hint=None):
     r"""Entropic OT plans of a batch of problems (POT's ``ot.sinkhorn``, batched).
 
     Solves, for every problem of the batch,
@@ -682,6 +708,18 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         Also return a dict of per-problem tensors of shape ``[...]``: ``n_iter``, ``converged`` and, for
         ``"tol"``, ``err`` (final error), ``log_domain`` and ``newton`` (finished by Newton's method);
         for ``"upstream"``, ``fallback``.
+    cap_hint : str, optional
+        Names the settings behind ``eps`` / ``max_iter`` in the warning below (e.g. the config keys
+        ``TRAINER.PROMPTOT.OT_EPS / TRAINER.PROMPTOT.OT_ITERS``); default: these arguments.
+
+    Warns
+    -----
+    SinkhornCapWarning
+        When a problem (``"upstream"``: a call) reaches ``max_iter`` unconverged: its plan is an
+        approximation. Issued once per call site (the first caller outside this module; an explicit
+        registry, independent of the warning filters), with a message that depends only on the
+        arguments, so Python's own once-per-location filtering also applies. Detecting it costs no host
+        sync on converged paths (one count on the capped path).
 
     Returns
     -------
@@ -698,25 +736,59 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         raise ValueError(f"call_dims={call_dims} outside 0..{len(batch_shape)} (batch dims of the cost)")
     if len(C) == 0:
         return (C.reshape(cost.shape), {}) if log else C.reshape(cost.shape)
+    capped = []  # counts of problems stopped unconverged at the cap
     if stop_rule == "tol":
-        opts = dict(max_iter=1000 if max_iter is None else max_iter, tol=1e-6 if tol is None else tol,
-                    check_every=check_every)
+        max_iter, tol = 1000 if max_iter is None else max_iter, 1e-6 if tol is None else tol
+        opts = dict(max_iter=max_iter, tol=tol, check_every=check_every, capped=capped)
         with torch.no_grad():
             plan, info = _sinkhorn_tol(C, a_, b_, eps, method, padded, opts)
     elif stop_rule == "upstream":
         if method == "log":
             raise ValueError('stop_rule="upstream" uses multiplicative updates only')
+        max_iter, tol = 100 if max_iter is None else max_iter, 1e-2 if tol is None else tol
         n_calls = math.prod(batch_shape[:call_dims])
         with torch.no_grad():
-            plan, info = _sinkhorn_upstream(
-                C, a_, b_, eps, n_calls, padded=padded, max_iter=100 if max_iter is None else max_iter,
-                tol=1e-2 if tol is None else tol, check_every=check_every)
+            plan, info = _sinkhorn_upstream(C, a_, b_, eps, n_calls, padded=padded, max_iter=max_iter, tol=tol,
+                                            check_every=check_every, capped=capped)
     else:
         raise ValueError(f"unknown stop_rule {stop_rule!r}")
+    if sum(capped):
+        _warn_capped(stop_rule, eps, max_iter, tol, cap_hint)
     plan = plan.reshape(cost.shape)
     if not log:
         return plan
     return plan, {k: v.reshape(batch_shape) for k, v in info.items()}
+
+
+class SinkhornCapWarning(UserWarning):
+    """A Sinkhorn problem reached its iteration cap unconverged (its plan is approximate)."""
+
+
+_CAP_WARNED_SITES = set()  # (file, line) of the call sites already warned
+_THIS_FILE = os.path.normcase(os.path.abspath(__file__))
+
+
+def _caller_outside_module():
+    """``(stacklevel, (file, line))`` of the first frame outside this module, as seen from the caller
+    of this function's caller (stacklevel counts for ``warnings.warn`` called there)."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.normcase(os.path.abspath(frame.f_code.co_filename)) == _THIS_FILE:
+        frame, level = frame.f_back, level + 1
+    return level, (None if frame is None else (frame.f_code.co_filename, frame.f_lineno))
+
+
+def _warn_capped(stop_rule, eps, max_iter, tol, hint):
+    """Issue :class:`SinkhornCapWarning` for the current call site, unless already done there."""
+    level, site = _caller_outside_module()
+    if site in _CAP_WARNED_SITES:
+        return
+    _CAP_WARNED_SITES.add(site)
+    what = "calls" if stop_rule == "upstream" else "problems"
+    warnings.warn(
+        f"sinkhorn (stop_rule={stop_rule!r}): {what} reached max_iter={max_iter} without meeting tol={tol:g} "
+        f"at eps={eps:g}; their plans are approximate. Raise the iteration cap or eps "
+        f"({hint or 'the max_iter / eps arguments'}). Shown once per call site.",
+        SinkhornCapWarning, stacklevel=level)
 
 
 @functools.lru_cache(maxsize=None)
@@ -767,23 +839,68 @@ def exact_ot(cost, a=None, b=None):
     """
     m, n = cost.shape[-2:]
     if a is None and b is None and m == n and 1 <= n <= MAX_PERMUTATION_SIZE:
-        dtype = _compute_dtype(cost.dtype)
-        x = cost.detach()
-        x = x if x.dtype == dtype else x.to(dtype)
-        if x.is_cpu:  # NumPy: lower per-call overhead than torch for Prompt-OT's one 4 x 4 plan per step
-            plans, perms = _permutation_plans(n, dtype, None)
-            best = np.dot(x.numpy().reshape(-1, n * n), perms).argmin(-1)
-            return torch.from_numpy(plans.take(best, 0).reshape(cost.shape))
-        plans, perms = _permutation_plans(n, dtype, cost.device)
-        return plans[(x.reshape(-1, n * n) @ perms).argmin(-1)].reshape(cost.shape)
+        return _permutation_search(cost)
     C, a_, b_, _, _ = _prepare(cost, a, b)
     return _exact_pot(C, a_, b_).reshape(cost.shape)
+
+
+def _permutation_search(cost):
+    """Optimal permutation plans of uniform square ``cost [..., n, n]`` (``n <= MAX_PERMUTATION_SIZE``)
+    by scoring all ``n!`` permutations with one matmul, where the cost lives (NumPy on CPU)."""
+    n = cost.shape[-1]
+    dtype = _compute_dtype(cost.dtype)
+    x = cost.detach()
+    x = x if x.dtype == dtype else x.to(dtype)
+    if x.is_cpu:  # NumPy: lower per-call overhead than torch for Prompt-OT's one 4 x 4 plan per step
+        plans, perms = _permutation_plans(n, dtype, None)
+        best = np.dot(x.numpy().reshape(-1, n * n), perms).argmin(-1)
+        return torch.from_numpy(plans.take(best, 0).reshape(cost.shape))
+    plans, perms = _permutation_plans(n, dtype, cost.device)
+    return plans[(x.reshape(-1, n * n) @ perms).argmin(-1)].reshape(cost.shape)
+
+
+def hungarian(cost):
+    r"""Exact OT plans with uniform marginals of square costs, as assignments (batched).
+
+    With ``a = b = 1/n`` an optimal plan is a permutation matrix / n (a vertex of the Birkhoff polytope,
+    Birkhoff-von Neumann), so exact OT is the linear assignment problem. Each problem is solved by
+    SciPy's ``scipy.optimize.linear_sum_assignment`` (the Hungarian method in its shortest augmenting
+    path form, modified Jonker-Volgenant, O(n^3)). That is a CPU routine: costs on an accelerator are
+    copied to the host (one synchronising copy per call) and the plans copied back. For
+    ``n <= MAX_PERMUTATION_SIZE`` (6) all ``n!`` permutations are scored with one matmul instead, where
+    the cost lives (on device: no host sync; Prompt-OT's batch of 4 is 24 permutations). Both give the
+    optimal value; with ties the chosen permutation may differ.
+
+    Parameters
+    ----------
+    cost : tensor ``[..., n, n]`` (no gradient flows into the plan)
+
+    Returns
+    -------
+    plan : tensor ``[..., n, n]`` with entries 0 and 1/n (float32, or float64 for float64 costs) on
+    ``cost.device``.
+    """
+    if cost.dim() < 2 or cost.shape[-1] != cost.shape[-2] or cost.shape[-1] == 0:
+        raise ValueError(f"hungarian needs square costs [..., n, n] with n > 0, got {tuple(cost.shape)}")
+    n = cost.shape[-1]
+    if n <= MAX_PERMUTATION_SIZE:
+        return _permutation_search(cost)
+    from scipy.optimize import linear_sum_assignment
+
+    dtype = _compute_dtype(cost.dtype)
+    flat = cost.detach().to(device="cpu", dtype=torch.float64).reshape(-1, n, n).numpy()
+    plan = np.zeros(flat.shape)
+    for p, c in enumerate(flat):
+        rows, cols = linear_sum_assignment(c)
+        plan[p, rows, cols] = 1.0 / n
+    return torch.from_numpy(plan).to(device=cost.device, dtype=dtype).reshape(cost.shape)
 
 
 def ot_value(cost, a=None, b=None, *, method="exact", return_plan=False, **sinkhorn_kwargs):
     r"""OT value ``<T*, cost>`` per problem, with the envelope gradient (through ``cost`` only).
 
-    ``T* = exact_ot(cost.detach(), a, b)`` (``method="exact"``) or
+    ``T* = exact_ot(cost.detach(), a, b)`` (``method="exact"``), ``hungarian(cost.detach())``
+    (``method="hungarian"``: uniform marginals, square costs) or
     ``sinkhorn(cost.detach(), a, b, **sinkhorn_kwargs)`` (``method="sinkhorn"``) is a constant, so
     ``d value / d cost = T*`` -- the gradient of the exact OT value, and of the entropic OT objective
     ``<T, C> + eps sum T log T`` at its optimum (envelope theorem). This is what Prompt-OT, ALIGN and
@@ -793,17 +910,21 @@ def ot_value(cost, a=None, b=None, *, method="exact", return_plan=False, **sinkh
     ----------
     cost : tensor ``[..., m, n]`` (may require grad)
     a, b : marginals as in :func:`sinkhorn` (no gradient)
-    method : ``"exact"`` | ``"sinkhorn"``
+    method : ``"exact"`` | ``"hungarian"`` | ``"sinkhorn"``
 
     Returns
     -------
     value : tensor ``[...]`` (dtype of the plan: float32, or float64 for float64 costs), and the plan
     ``[..., m, n]`` if ``return_plan``.
     """
+    if method in ("exact", "hungarian") and sinkhorn_kwargs:
+        raise TypeError(f"unexpected arguments for {method} OT: {sorted(sinkhorn_kwargs)}")
     if method == "exact":
-        if sinkhorn_kwargs:
-            raise TypeError(f"unexpected arguments for exact OT: {sorted(sinkhorn_kwargs)}")
         plan = exact_ot(cost.detach(), a, b)
+    elif method == "hungarian":
+        if a is not None or b is not None:
+            raise ValueError("method='hungarian' solves uniform marginals only (a = b = None)")
+        plan = hungarian(cost.detach())
     elif method == "sinkhorn":
         plan = sinkhorn(cost.detach(), a, b, **sinkhorn_kwargs)
     else:
