@@ -64,7 +64,8 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root)
     with redirect_stdout(io.StringIO()):
         trainer = build_trainer(cfg)
     trainer.set_model_mode("train")
-    size = cfg.INPUT.SIZE[0] if backbone != "tiny" else 224
+    size = trainer.model.image_encoder.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
     dev = trainer.device
     gen = torch.Generator().manual_seed(0)
     batch_dict = {"img": torch.randn(batch, 3, size, size, generator=gen).to(dev),

@@ -107,3 +107,18 @@ def test_extract_log_tabulates_the_sweep(sweep):
           / PROMPTOT_CFG / "seed1" / "log.txt").read_text()
     acc = float(re.search(r"\* accuracy: ([\d.]+)%", tb).group(1))
     assert by_trainer["PromptOT"]["base"] == pytest.approx(acc)
+
+
+@pytest.mark.parametrize("method,trainer,folder", [("maple", "MaPLe", "MultiModalPromptLearner"),
+                                                   ("cocoop", "CoCoOp", "prompt_learner")])
+def test_maple_and_cocoop_through_scripts(sweep, method, trainer, folder):
+    sweep["run"](f"{method}/base2new_train.sh", "oxford_pets", "1")
+    sweep["run"](f"{method}/base2new_test.sh", "oxford_pets", "1")
+    out = sweep["out"] / "output" / "base2new"
+    (ckpt,) = list((out / "train_base").rglob(f"{trainer}/*/seed1/{folder}/model.pth.tar-2"))
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert "ctx" in {k.split(".")[-1] for k in state} and not any("token_" in k for k in state)
+    (log,) = list((out / "test_new").rglob(f"{trainer}/*/seed1/log.txt"))
+    text = log.read_text()
+    assert "SUBSAMPLE NEW CLASSES!" in text and re.search(r"\* accuracy: [\d.]+%", text)
+    assert 'model.pth.tar-2" (epoch = 2)' in text

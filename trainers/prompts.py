@@ -119,8 +119,9 @@ def clamp_depth(key: str, depth: int, n_layers: int) -> int:
 class ClassTokens(nn.Module):
     """The fixed tokens of the class prompts, per (class, prompt set).
 
-    Prompt set s of class c is the text ``f"{prefixes[s]} {name_c}."``; after SOS its first ``n_ctx`` tokens
-    are the learnable context slots, the rest (e.g. "of a" of "a photo of a", the name, ".", EOT) stay fixed.
+    Prompt set s of class c is the text ``template.format(prefix=prefixes[s], name=name_c)`` (default
+    ``"{prefix} {name}."``); after SOS its first ``n_ctx`` tokens are the learnable context slots, the rest
+    (e.g. "of a" of "a photo of a", the name, ".", EOT) stay fixed.
     ``position`` (CoOp's ``CLASS_TOKEN_POSITION``, one set only): ``end`` | ``middle`` | ``front``.
 
     Buffers (rebuilt for the classes at hand, never stored in checkpoints): ``prefix [C, S, 1, D_t]`` (SOS),
@@ -128,7 +129,7 @@ class ClassTokens(nn.Module):
     """
 
     def __init__(self, clip_model, classnames: Sequence[str], prefixes: Sequence[str], n_ctx: int,
-                 position: str = "end"):
+                 position: str = "end", template: str = "{prefix} {name}."):
         super().__init__()
         if position not in ("end", "middle", "front"):
             raise ValueError(f"CLASS_TOKEN_POSITION must be end, middle or front, got '{position}'")
@@ -136,7 +137,7 @@ class ClassTokens(nn.Module):
             raise ValueError("CLASS_TOKEN_POSITION middle / front needs a single prompt set")
         embedding = clip_model.token_embedding
         names = [c.replace("_", " ") for c in classnames]
-        texts = [f"{p} {n}." for n in names for p in prefixes]  # class-major
+        texts = [template.format(prefix=p, name=n) for n in names for p in prefixes]  # class-major
         tokenized = clip.tokenize(texts).to(embedding.weight.device)
         with torch.no_grad():
             emb = embedding(tokenized)
