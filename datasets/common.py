@@ -1,4 +1,4 @@
-"""Shared machinery of the CoOp benchmark datasets (``datasets.md`` §3-§5, §11, §12).
+"""Shared machinery of the CoOp benchmark datasets (DATASETS.md).
 
 Every dataset file is a thin subclass of :class:`CoOpDataset` (or, for the test-only sets, builds
 on the folder helpers here). This module holds, once:
@@ -549,7 +549,7 @@ class CoOpDataset(DatasetBase):
     """A CoOp benchmark dataset: split JSON (or raw annotations) -> few-shot cache -> base/new.
 
     Subclasses set the class attributes below and, where CoOp creates the split from the raw
-    annotations, implement :meth:`read_raw_splits`. Construction (``datasets.md`` §4):
+    annotations, implement :meth:`read_raw_splits`. Construction (DATASETS.md):
 
     1. ``dataset_dir = <ROOT>/<dataset_dir>``, ``image_dir``, ``split_path``; the folders must exist;
        ``split_fewshot/`` is created.

@@ -54,7 +54,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def check_common(cfg, train_batch):
-    """Keys shared by every CoOp / PromptSRC-family YAML (dassl.md §3.4)."""
+    """Keys shared by every CoOp / PromptSRC-family YAML (CoOp's and PromptSRC's ``configs/trainers/``)."""
     assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == train_batch
     assert cfg.DATALOADER.TEST.BATCH_SIZE == 100 and cfg.DATALOADER.NUM_WORKERS == 8
     assert cfg.INPUT.INTERPOLATION == "bicubic"
