@@ -33,7 +33,7 @@ def learnable_names(module):
 
 def load_learnable(module, state_dict, source):
     """Load the learnable tensors of ``module`` from ``state_dict`` (ours or upstream's full state)."""
-    if hasattr(module, "load_trainable_state_dict"):
+    if isinstance(module, PromptedCLIP):
         return module.load_trainable_state_dict(state_dict, source)
     expected = set(learnable_names(module))
     missing = expected - set(state_dict)
@@ -43,7 +43,7 @@ def load_learnable(module, state_dict, source):
 
 
 class PromptTrainer(TrainerX):
-    """Base of CoOp / IVLP / PromptSRC / PromptOT (and later prompt methods)."""
+    """Base of CoOp, CoCoOp, IVLP, MaPLe, PromptSRC, PromptOT (and later prompt methods)."""
 
     #: name of the config node under ``cfg.TRAINER`` (e.g. ``"IVLP"``)
     cfg_node = ""
