@@ -5,6 +5,8 @@ checked against the same tree whatever ``--trainer`` is given (as CoOp's / Promp
 """
 from yacs.config import CfgNode as CN
 
+from datasets.config import extend_dataset_cfg
+
 
 def _vl_prompt_node(n_ctx):
     """The keys of PromptSRC's ``train.py`` for independent vision-language prompts (IVLP, PromptSRC, Prompt-OT)."""
@@ -66,4 +68,5 @@ def extend_cfg(cfg):
     # Check that every image of the loaded splits exists, in bulk (one listing per folder), and
     # report missing files once with counts; False skips it (the loader then names the first).
     cfg.DATASET.CHECK_FILES = True
+    extend_dataset_cfg(cfg)  # ImageFolder / CSVDataset keys
     return cfg
