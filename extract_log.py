@@ -467,7 +467,7 @@ def warn_mixed_runs(long_df: pd.DataFrame) -> None:
     """
     used = long_df[long_df["used"] & long_df["commit"].notna()]
     for key, rows in used.groupby(GROUP_KEYS + ["dataset"], dropna=False, sort=False):
-        label = "/".join(str(v) for v in key[:3] if isinstance(v, str) and v) + f", {key[-1]}"
+        label = "/".join(v for v in (key[0], key[2], key[3]) if isinstance(v, str) and v) + f", {key[-1]}"
         commits = {int(r.seed): _commit_label(r.commit, r.dirty) for r in rows.itertuples() if not pd.isna(r.seed)}
         if len(set(commits.values())) > 1:
             warn(f"{label}: the seeds come from different commits: {_by_value(commits)}")
@@ -660,6 +660,7 @@ def extract(root: str, provenance: bool = False, compare: Optional[str] = None) 
     """
     if not osp.isdir(root):
         raise FileNotFoundError(f"output root not found: {root}")
+    published = read_published(compare) if compare else None  # a bad file stops before the walk
     long_df = collect_runs(root)
     warn_mixed_runs(long_df)
     long_df = long_df[LONG_COLUMNS + (PROVENANCE_COLUMNS if provenance else [])]
@@ -667,7 +668,7 @@ def extract(root: str, provenance: bool = False, compare: Optional[str] = None) 
     if provenance:
         summary = summary_provenance(long_df, summary)
     if compare:
-        summary = compare_published(summary, read_published(compare))
+        summary = compare_published(summary, published)
     return long_df, summary
 
 
@@ -684,6 +685,12 @@ def read_published(path: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the published-numbers file {path} lacks the column(s) {', '.join(missing)}")
     return table.drop_duplicates(["trainer", "dataset"], keep="first")
+
+
+def _known(pick, *values):
+    """``pick`` (min / max) of the values that are not missing; NaN when all are."""
+    known = [float(v) for v in values if not pd.isna(v)]
+    return pick(known) if known else math.nan
 
 
 def _off(diff: float, std: float, n) -> bool:
@@ -714,10 +721,8 @@ def compare_published(summary: pd.DataFrame, published: pd.DataFrame) -> pd.Data
             out.update(pub_base=float(p["base"]), pub_new=float(p["new"]), pub_hm=float(p["hm"]),
                        pub_source=p["source"])
             marks = []
-            pair = pd.Series([r["base_std"], r["new_std"]], dtype=float), pd.Series([r["base_n"], r["new_n"]],
-                                                                                      dtype=float)
             for col, std, n in (("base", r["base_std"], r["base_n"]), ("new", r["new_std"], r["new_n"]),
-                                ("hm", pair[0].max(), pair[1].min())):
+                                ("hm", _known(max, r["base_std"], r["new_std"]), _known(min, r["base_n"], r["new_n"]))):
                 diff = r[col] - out[f"pub_{col}"]
                 out[f"d_{col}"] = diff
                 if _off(diff, std, None if r["dataset"] == AVERAGE else n):
