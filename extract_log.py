@@ -4,10 +4,15 @@ generalisation) and FPR95 / AUROC (OOD), averaged over seeds.
 
 Usage::
 
-    python extract_log.py OUTPUT_ROOT [--output_path DIR] [--plot] [--overwrite]
+    python extract_log.py OUTPUT_ROOT [--output_path DIR] [--plot] [--overwrite] [--provenance] [--compare [CSV]]
     python extract_log.py --save_patch OUTPUT_ROOT --output_path DIR      # upstream extract_log_3.py form
 
-From Python: ``long_df, summary_df = extract(root)``.
+From Python: ``long_df, summary_df = extract(root, provenance=False, compare=None)``.
+
+Provenance: each run directory's ``provenance.json`` (written by ``train.py``) gives the commit, wall time and
+peak memory of the run that wrote the log used (``--provenance`` adds them as columns) and its config; a warning
+names every row whose seeds come from different commits, or whose runs of one split differ in config keys.
+``--compare`` adds the published base-to-novel numbers of ``configs/published/base2new.csv`` (or CSV) beside ours.
 
 Layouts recognised below OUTPUT_ROOT (anything in front of them, e.g. ``output10.0/``, becomes the ``exp`` column, so
 several sweeps under one root stay apart):
