@@ -106,3 +106,19 @@ def test_killed_run_then_resumed_run(data, tmp_path):
     assert resumed["status"] == "finished" and resumed["start_epoch"] == 1
     assert resumed["log"].startswith("log.txt-") and resumed["log"] != killed["log"]
     assert resumed["metrics"]["accuracy"] == pytest.approx(last_accuracy(out / resumed["log"]), abs=0.05)
+
+
+def test_unreadable_record_is_kept_aside_and_failure_recorded(make_cfg, tmp_path):
+    from dassl.utils.provenance import RunRecord, read_record
+
+    cfg = make_cfg()
+    cfg.OUTPUT_DIR = str(tmp_path)
+    (tmp_path / "provenance.json").write_text("{not json")
+    with pytest.raises(ValueError, match="boom"):
+        with RunRecord(cfg, argv=["train.py", "--x"]):
+            raise ValueError("boom")
+    (aside,) = [p for p in os.listdir(tmp_path) if p.startswith("provenance.json.unreadable-")]
+    assert (tmp_path / aside).read_text() == "{not json"  # nothing overwritten silently
+    (seg,) = read_record(str(tmp_path))["segments"]
+    assert seg["status"] == "failed" and seg["error"] == "ValueError: boom" and seg["command"] == ["train.py", "--x"]
+    assert seg["wall_time_s"] is not None and seg["metrics"] is None

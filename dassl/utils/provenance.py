@@ -148,7 +148,12 @@ class RunRecord:
 
     # -- writing ------------------------------------------------------------------------------------------
     def _save(self):
-        record = read_record(self.cfg.OUTPUT_DIR) or {"format": FORMAT, "segments": []}
+        record = read_record(self.cfg.OUTPUT_DIR)
+        if record is None and osp.exists(self.path):  # never overwrite what we cannot read: keep it aside
+            aside = f"{self.path}.unreadable-{time.strftime('%Y-%m-%d-%H-%M-%S')}"
+            os.replace(self.path, aside)
+            print(f"Warning: {self.path} could not be read as a provenance record; kept as {aside}")
+        record = record or {"format": FORMAT, "segments": []}
         segments = record["segments"]
         if self.index is None or self.index >= len(segments):
             self.index = len(segments)
