@@ -652,8 +652,9 @@ def summary_provenance(long_df: pd.DataFrame, summary: pd.DataFrame) -> pd.DataF
         values[key] = {"commits": " ".join(commits), "wall_time_s": per_seed.mean(),
                        "peak_rss_mb": rows["peak_rss_mb"].max(), "peak_cuda_mb": rows["peak_cuda_mb"].max()}
     empty = dict.fromkeys(SUMMARY_PROVENANCE_COLUMNS)
-    extra = pd.DataFrame([values.get(tuple(r), empty) for r in summary[GROUP_KEYS + ["dataset"]].itertuples(index=False)],
-                         columns=SUMMARY_PROVENANCE_COLUMNS, index=summary.index)
+    keys = summary[GROUP_KEYS + ["dataset"]].itertuples(index=False)
+    extra = pd.DataFrame([values.get(tuple(k), empty) for k in keys], columns=SUMMARY_PROVENANCE_COLUMNS,
+                         index=summary.index)
     return pd.concat([summary, extra], axis=1)
 
 

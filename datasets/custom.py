@@ -317,11 +317,15 @@ class CSVDataset(OwnDataset):
         if not rows:
             raise self.error(f'the CSV file "{path}" has no rows: expected "path,label[,split]" lines.')
         width = len(rows[0][1])
+        if width not in (2, 3):
+            raise self.error(f'row {rows[0][0]} of "{path}" has {width} column(s): expected "path,label" or '
+                             '"path,label,split" rows.')
+        columns = ",".join(self.HEADER[:width])
         entries, seen = [], {}
         for n, row in rows:
-            if len(row) != width or width not in (2, 3) or not all(row):
-                raise self.error(f'row {n} of "{path}" is "{",".join(row)}": expected {width if width in (2, 3) else 2} '
-                                 "non-empty columns path,label" + (",split" if width == 3 else "") + " on every row.")
+            if len(row) != width or not all(row):
+                raise self.error(f'row {n} of "{path}" is "{",".join(row)}": expected {width} non-empty columns '
+                                 f"{columns}, as on the first row.")
             rel, label = row[0], row[1]
             split = row[2].lower() if width == 3 else None
             if split is not None and split not in SPLIT_KEYS:
@@ -329,7 +333,8 @@ class CSVDataset(OwnDataset):
             impath = osp.normpath(osp.join(base, rel))
             if not impath.startswith(self.image_dir + os.sep):
                 raise self.error(f'row {n} of "{path}": the image "{impath}" lies outside the data folder '
-                                 f'"{self.image_dir}"; keep the images below it (the split file stores relative paths).')
+                                 f'"{self.image_dir}"; keep the images below it (the split file stores relative '
+                                 "paths).")
             if impath in seen:
                 raise self.error(f'"{rel}" is listed twice in "{path}" (rows {seen[impath]} and {n}); keep one row '
                                  "per image.")

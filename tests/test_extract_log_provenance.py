@@ -80,8 +80,8 @@ def tree(tmp_path_factory):
                     continue
                 commit = COMMIT_B if (dataset, seed) == ("caltech101", 3) else COMMIT_A
                 lr = 0.005 if (dataset, seed, sub) == ("oxford_pets", 2, "new") else 0.0025
-                write_run(run_dir, text, segment("log.txt", seed, commit=commit, lr=lr, wall=10.0 * seed + (sub == "new"),
-                                                 rss=800.0 + seed))
+                wall = 10.0 * seed + (sub == "new")
+                write_run(run_dir, text, segment("log.txt", seed, commit=commit, lr=lr, wall=wall, rss=800.0 + seed))
     return {"root": root, "ours": ours}
 
 
@@ -185,7 +185,8 @@ def test_published_file_sources_and_harmonic_means():
 def test_cli_compare_and_no_library_warnings(tree, tmp_path):
     for sub in ("base", "new"):  # zero-shot rows: no epoch at all (blank cells, formerly pandas' fillna warning)
         zs_dir = lt.b2n_dir(tree["root"], f"test_{sub}", "dtd", "ZeroshotCLIP", "vit_b16", 1)
-        lines = lt.startup(zs_dir, "ZeroshotCLIP", "dtd", sub, 0) + ["Evaluate on the *test* set"] + lt.result_block(50.0)
+        lines = lt.startup(zs_dir, "ZeroshotCLIP", "dtd", sub, 0) + ["Evaluate on the *test* set"]
+        lines += lt.result_block(50.0)
         lt.write_log(zs_dir, "\n".join(lines) + "\n")
     proc = subprocess.run([sys.executable, "-W", "error", osp.join(REPO, "extract_log.py"), tree["root"],
                            "--output_path", str(tmp_path / "csv"), "--compare", "--provenance"],
@@ -200,7 +201,8 @@ def test_cli_compare_and_no_library_warnings(tree, tmp_path):
     assert {"pub_base", "d_hm", "pub_source", "commits", "wall_time_s"} <= set(summary.columns)
     zs = summary[(summary.trainer == "ZeroshotCLIP") & (summary.dataset == "dtd")].iloc[0]
     _, first = published_rows()
-    assert zs.pub_base == float(first[("ZeroshotCLIP", "dtd")]["base"]) and zs.d_base == pytest.approx(50.0 - zs.pub_base)
+    assert zs.pub_base == float(first[("ZeroshotCLIP", "dtd")]["base"])
+    assert zs.d_base == pytest.approx(50.0 - zs.pub_base)
     bad = tmp_path / "bad.csv"
     bad.write_text("trainer,dataset\nCoOp,dtd\n")
     proc = subprocess.run([sys.executable, osp.join(REPO, "extract_log.py"), tree["root"], "--output_path",

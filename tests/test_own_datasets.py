@@ -6,7 +6,6 @@ import json
 import math
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 
@@ -122,9 +121,14 @@ def bad_input_cases(tmp_path):
         f.write(b"not a jpeg")
     cases.append(("ImageFolder", r, {}, f'cannot be read as images, first "{osp.join(r, "red_ball", "broken.jpg")}"'))
     r = write_folder_tree(str(tmp_path / "dup"), n=3)
-    write_csv(r, [("red_ball/00.jpg", "red_ball"), ("green_leaf/00.jpg", "green_leaf"), ("red_ball/00.jpg", "red_ball")],
-              header="path,label")
-    cases.append(("CSVDataset", r, {}, '"red_ball/00.jpg" is listed twice in "' + osp.join(r, "data.csv") + '" (rows 2 and 4)'))
+    write_csv(r, [("red_ball/00.jpg", "red_ball"), ("green_leaf/00.jpg", "green_leaf"),
+                  ("red_ball/00.jpg", "red_ball")], header="path,label")
+    cases.append(("CSVDataset", r, {},
+                  '"red_ball/00.jpg" is listed twice in "' + osp.join(r, "data.csv") + '" (rows 2 and 4)'))
+    r = write_folder_tree(str(tmp_path / "split_value"), n=3)
+    write_csv(r, [("red_ball/00.jpg", "red_ball", "train"), ("red_ball/01.jpg", "red_ball", "training")])
+    cases.append(("CSVDataset", r, {}, f'row 3 of "{osp.join(r, "data.csv")}": split "training" is not one of '
+                                       "train, val, test"))
     r = write_folder_tree(str(tmp_path / "names"), n=3)
     with open(osp.join(r, "names.txt"), "w") as f:
         f.write("red_ball ball\ngreen_leaf leaf\nblue_sky sky\n")
@@ -224,7 +228,8 @@ def test_zeroshot_coop_promptot_base_to_new(make_cfg, tmp_path, name):
         assert t.evaluator._total == test_count["base"]
         if not is_zs:
             assert len(t.dm.dataset.train_x) == 4 * n_base  # 4 shots of each base class
-        new = run(trainer, "new", f"{trainer}_new", train=False, model_dir=None if is_zs else str(tmp_path / f"{trainer}_base"))
+        model_dir = None if is_zs else str(tmp_path / f"{trainer}_base")
+        new = run(trainer, "new", f"{trainer}_new", train=False, model_dir=model_dir)
         assert new.dm.num_classes == len(CLASSES) - n_base
         assert new.evaluator._total == test_count["new"]
         assert 0 <= new.last_test_result["accuracy"] <= 100

@@ -39,7 +39,8 @@ def args(data, out, *flags):
     return ["--root", str(data), "--seed", "1", "--trainer", "CoOp",
             "--dataset-config-file", "configs/datasets/oxford_pets.yaml",
             "--config-file", "configs/trainers/CoOp/vit_b16_ep50.yaml", "--output-dir", str(out), *flags,
-            "MODEL.BACKBONE.NAME", "tiny", "OPTIM.MAX_EPOCH", "2", "DATALOADER.NUM_WORKERS", "0", "TRAIN.CHECKPOINT_FREQ", "1"]
+            "MODEL.BACKBONE.NAME", "tiny", "OPTIM.MAX_EPOCH", "2", "DATALOADER.NUM_WORKERS", "0",
+            "TRAIN.CHECKPOINT_FREQ", "1"]
 
 
 def run(cmd):

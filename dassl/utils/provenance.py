@@ -168,7 +168,8 @@ class RunRecord:
         self.segment = {
             "status": "running", "pid": os.getpid(), "host": socket.gethostname(), "log": _current_log(),
             "start_time": _now(), "end_time": None, "wall_time_s": None,
-            "command": self.argv, "python": sys.executable, "cwd": os.getcwd(), "git": git_info(), "versions": package_versions(),
+            "command": self.argv, "python": sys.executable, "cwd": os.getcwd(), "git": git_info(),
+            "versions": package_versions(),
             "device": device_info(self.cfg), "precision": None, "trainer": self.cfg.TRAINER.NAME,
             "dataset": self.cfg.DATASET.NAME, "seed": self.cfg.SEED,
             "start_epoch": None, "peak_memory_mb": None, "metrics": None, "error": None,
