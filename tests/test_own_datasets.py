@@ -69,6 +69,8 @@ def test_split_file_is_seeded_complete_and_never_overwritten(make_cfg, tmp_path)
     ds = build(make_cfg, trees["a"], SPLIT_SEED=2, SPLIT_RATIOS=(0.6, 0.1))  # reused, not re-split
     assert read(files["a"]) == before and os.stat(files["a"]).st_mtime_ns == mtime
     assert len(ds.train_x) == n_train * len(CLASSES)
+    below = build(make_cfg, tmp_path, FOLDER="a")  # DATASET.ROOT = the parent, DATASET.FOLDER = the data folder
+    assert [d.impath for d in below.test] == [d.impath for d in ds.test]
 
     write_image(osp.join(trees["a"], "blue_sky", "new.jpg"), COLORS["blue"])
     with pytest.raises(InvalidDataError, match=r"split_zhou_ImageFolder.json\" was made from other data: 1 image"):
@@ -106,6 +108,18 @@ def test_csv_dataset_given_split_is_kept(make_cfg, tmp_path):
     assert got == {(p, c.replace("_", " ")) for p, c, s in rows if s == "test"}
     assert len(ds.train_x) == 2 * len(CLASSES)  # 2 shots of the 3 train rows per class
     assert {osp.relpath(d.impath, root) for d in ds.train_x} <= {p for p, c, s in rows if s == "train"}
+
+    # numeric labels with a class-name file (no split column: split with the ratios)
+    numeric = str(tmp_path / "numeric")
+    write_folder_tree(osp.join(numeric, "img"), n=6)
+    write_csv(numeric, [(f"img/{c}/{i:02d}.jpg", str(10 - k)) for k, c in enumerate(CLASSES) for i in range(6)],
+              header="")
+    with open(osp.join(numeric, "names.txt"), "w") as f:
+        f.write("".join(f"{10 - k} {c.split('_')[1]}\n" for k, c in enumerate(CLASSES)))
+    ds = build(make_cfg, numeric, name="CSVDataset", CLASSNAMES_FILE="names.txt")
+    assert ds.classnames == [c.split("_")[1] for c in CLASSES]  # the file's order
+    assert len(ds.test) == len(CLASSES) * (6 - round(6 * 0.5) - round(6 * 0.2))
+    assert all(osp.basename(osp.dirname(d.impath)).endswith("_" + d.classname) for d in ds.test)
 
 
 def bad_input_cases(tmp_path):
