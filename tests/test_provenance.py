@@ -13,15 +13,15 @@ from conftest import REPO
 from datasets.toy import write_coop_tree
 from dassl.utils.provenance import segment_state
 
-# A run killed with SIGKILL right after its first epoch's checkpoint: nothing can catch that signal.
-KILL_AFTER_FIRST_EPOCH = """
+# A run that gets a signal right after its first epoch's checkpoint.
+SIGNAL_AFTER_FIRST_EPOCH = """
 import os, runpy, signal, sys
 sys.path.insert(0, {repo!r})
 from dassl.engine.trainer import SimpleTrainer
 after_epoch = SimpleTrainer.after_epoch
 def killing_after_epoch(self):
     after_epoch(self)
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.{signal})
 SimpleTrainer.after_epoch = killing_after_epoch
 sys.argv = ["train.py"] + sys.argv[1:]
 runpy.run_path(os.path.join({repo!r}, "train.py"), run_name="__main__")
@@ -90,7 +90,7 @@ def test_finished_run_record(data, tmp_path):
 def test_killed_run_then_resumed_run(data, tmp_path):
     out = tmp_path / "run"
     script = tmp_path / "killed_train.py"
-    script.write_text(KILL_AFTER_FIRST_EPOCH.format(repo=REPO))
+    script.write_text(SIGNAL_AFTER_FIRST_EPOCH.format(repo=REPO, signal="SIGKILL"))  # nothing can catch it
     proc = subprocess.Popen([sys.executable, str(script), *args(data, out)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     assert proc.wait(timeout=300) == -signal.SIGKILL
@@ -123,3 +123,15 @@ def test_unreadable_record_is_kept_aside_and_failure_recorded(make_cfg, tmp_path
     (seg,) = read_record(str(tmp_path))["segments"]
     assert seg["status"] == "failed" and seg["error"] == "ValueError: boom" and seg["command"] == ["train.py", "--x"]
     assert seg["wall_time_s"] is not None and seg["metrics"] is None
+
+
+def test_sigterm_is_recorded_as_terminated(data, tmp_path):
+    out = tmp_path / "run"
+    script = tmp_path / "terminated_train.py"
+    script.write_text(SIGNAL_AFTER_FIRST_EPOCH.format(repo=REPO, signal="SIGTERM"))  # kill, scancel, time limit
+    r = run([sys.executable, str(script), *args(data, out)])
+    assert r.returncode == 128 + signal.SIGTERM
+    (seg,) = segments(out)
+    assert seg["status"] == "terminated" and seg["error"] == "SIGTERM" and segment_state(seg) == "terminated"
+    assert seg["end_time"] is not None and seg["start_epoch"] == 0 and seg["metrics"] is None
+    assert osp.exists(out / "prompt_learner" / "model.pth.tar-1")  # the epoch finished before the signal

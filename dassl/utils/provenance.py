@@ -11,10 +11,10 @@ earlier segments), so the file reads::
          "metrics": {"accuracy": ...}, "config": {...}, ...},
         {"status": "running", "pid": 4242, "host": "node7", ...}]}
 
-``status`` is ``running`` while the process lives, then ``finished`` or ``failed`` (with ``error``). A process
-killed without a chance to write (SIGKILL, a node crash, a SLURM time limit) leaves ``running``: the segment's
-``pid`` and ``host`` let a reader tell that the run died (:func:`segment_state` checks the process on the same
-host). ``log`` names the log file of that invocation (``log.txt`` or ``log.txt-<time stamp>``), which is how
+``status`` is ``running`` while the process lives, then ``finished``, ``failed`` (with ``error``),
+``interrupted`` (Ctrl-C) or ``terminated`` (SIGTERM: ``kill``, ``scancel``, a SLURM time limit). A process killed
+without a chance to write (SIGKILL, out of memory, a node crash) leaves ``running``: the segment's ``pid`` and
+``host`` let a reader tell that the run died (:func:`segment_state` checks the process on the same host). ``log`` names the log file of that invocation (``log.txt`` or ``log.txt-<time stamp>``), which is how
 ``extract_log.py`` ties a result to its segment.
 """
 import datetime
@@ -22,6 +22,7 @@ import json
 import os
 import os.path as osp
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -131,6 +132,17 @@ def _precision(cfg, trainer):
     return {"configured": configured, "used": getattr(trainer, "precision", configured)}
 
 
+class Terminated(SystemExit):
+    """Raised in the main thread when the process receives SIGTERM (SLURM's time limit / ``scancel``, ``kill``)."""
+
+    def __init__(self):
+        super().__init__(128 + signal.SIGTERM)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 class RunRecord:
     """One segment of ``<output dir>/provenance.json``: :meth:`start`, then :meth:`finish` or :meth:`fail`.
 
@@ -194,6 +206,9 @@ class RunRecord:
         self._end("finished", trainer)
 
     def fail(self, exc, trainer=None):
+        if isinstance(exc, Terminated):
+            self._end("terminated", trainer, error="SIGTERM")
+            return
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         self._end(status, trainer, error=f"{type(exc).__name__}: {exc}")
 
@@ -201,9 +216,19 @@ class RunRecord:
     trainer = None  # set by the caller once built, so a failure still records precision and start epoch
 
     def __enter__(self):
+        # SIGTERM ends the run through an exception, so that the record says "terminated" (only when nobody
+        # else handles the signal; SIGKILL cannot be caught: such a record stays "running").
+        self._old_sigterm = None
+        try:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                self._old_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:  # not the main thread
+            pass
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
         if exc is not None:
             self.fail(exc, self.trainer)
         elif self.segment["status"] == "running":
@@ -222,7 +247,7 @@ def _pid_alive(pid):
 
 
 def segment_state(segment, host=None):
-    """``finished`` / ``failed`` / ``interrupted`` as recorded; for a ``running`` segment, ``running`` when its
+    """``finished`` / ``failed`` / ``interrupted`` / ``terminated`` as recorded; for a ``running`` segment, ``running`` when its
     process is alive on this host, ``died`` when it is not, ``running?`` when it ran on another host."""
     status = segment.get("status")
     if status != "running":
