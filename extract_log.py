@@ -13,6 +13,7 @@ Provenance: each run directory's ``provenance.json`` (written by ``train.py``) g
 peak memory of the run that wrote the log used (``--provenance`` adds them as columns) and its config; a warning
 names every row whose seeds come from different commits, or whose runs of one split differ in config keys.
 ``--compare`` adds the published base-to-novel numbers of ``configs/published/base2new.csv`` (or CSV) beside ours.
+A log skipped for want of a result is reported with what its run's record says (died, still running, terminated, ...).
 
 Layouts recognised below OUTPUT_ROOT (anything in front of them, e.g. ``output10.0/``, becomes the ``exp`` column, so
 several sweeps under one root stay apart):
@@ -383,8 +384,26 @@ def resolve_split(info: Dict, result: LogResult) -> str:
     return info["path_split"]
 
 
-def read_logs(dirpath: str, logs: List[str], info: Dict) -> Dict[str, Tuple[str, LogResult]]:
-    """Parse every log of a run directory; per split keep the newest usable one (warn about unusable ones)."""
+def run_fate(segment: Optional[Dict]) -> str:
+    """What the provenance record says about the run that wrote a log without a result ("" without a record)."""
+    if not segment:
+        return ""
+    from dassl.utils.provenance import segment_state  # imports torch: only for logs without a result
+
+    state = segment_state(segment)
+    where = f"pid {segment.get('pid')} on {segment.get('host')}, started {segment.get('start_time')}"
+    fates = {"died": f"the run died without a word ({where})", "running": f"the run is still going ({where})",
+             "running?": f"the run ran on another host and never finished there ({where})",
+             "terminated": f"the run was stopped by SIGTERM at {segment.get('end_time')}",
+             "interrupted": f"the run was interrupted (Ctrl-C) at {segment.get('end_time')}",
+             "failed": f"the run failed: {segment.get('error')}"}
+    return f"; provenance: {fates.get(state, state)}"
+
+
+def read_logs(dirpath: str, logs: List[str], info: Dict,
+              segments: Optional[Dict[str, Dict]] = None) -> Dict[str, Tuple[str, LogResult]]:
+    """Parse every log of a run directory; per split keep the newest usable one (warn about unusable ones, with
+    what the run's provenance record says about them)."""
     winners = {}
     for name in logs:  # oldest first, so later ones replace earlier ones
         path = osp.join(dirpath, name)
@@ -392,7 +411,7 @@ def read_logs(dirpath: str, logs: List[str], info: Dict) -> Dict[str, Tuple[str,
             with open(path, encoding="utf-8", errors="replace") as f:
                 result = parse_log_text(f.read())
         except (OSError, SkippedLog) as exc:
-            warn(f"skipping {path}: {exc}")
+            warn(f"skipping {path}: {exc}{run_fate((segments or {}).get(name))}")
             continue
         winners[resolve_split(info, result)] = (name, result)
     return winners
@@ -408,7 +427,7 @@ def run_rows(dirpath: str, subdirs: List[str], logs: List[str], info: Dict) -> L
     rows = []
     batch = BATCH_RE.search(info["cfg"])
     segments = read_provenance(dirpath)
-    for split, (name, res) in read_logs(dirpath, logs, info).items():
+    for split, (name, res) in read_logs(dirpath, logs, info, segments).items():
         base = {k: v for k, v in info.items() if k != "path_split"}
         base.update(path=dirpath, file=name, copy=_copy_flag(info["cfg"], subdirs), epoch=res.epoch,
                     batch_size=int(batch.group(1)) if batch else None, kind=res.kind, max_epoch=res.max_epoch,

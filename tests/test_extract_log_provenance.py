@@ -210,3 +210,21 @@ def test_cli_compare_and_no_library_warnings(tree, tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"error: the published-numbers file {bad} lacks the column(s) base, new, hm, source"]
     assert not os.path.exists(tmp_path / "csv2")
+
+
+def test_skipped_logs_say_what_happened_to_their_run(tmp_path):
+    import socket
+
+    root = str(tmp_path / "output")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    fates = {1: {"status": "running", "pid": gone.pid, "host": socket.gethostname(), "start_time": "t0"},
+             2: {"status": "terminated", "end_time": "t1"}}
+    for seed, seg in fates.items():
+        run_dir = lt.b2n_dir(root, "train_base", "dtd", "PromptOT", CFG, seed)
+        text = lt.train_log(80.0, run_dir, stop_after_epoch=3)  # no "Finish training"
+        write_run(run_dir, text, dict(seg, log="log.txt"))
+    _, _, caught = extract_with_warnings(root)
+    assert any(w.endswith(f"provenance: the run died without a word (pid {gone.pid} on {socket.gethostname()}, "
+                          "started t0)") for w in caught), caught
+    assert any(w.endswith("provenance: the run was stopped by SIGTERM at t1") for w in caught), caught
