@@ -308,7 +308,9 @@ class CSVDataset(OwnDataset):
     def read_source(self):
         name = cfg_get(self.cfg, "CSV_FILE", "data.csv")
         path = name if osp.isabs(name) else osp.join(self.dataset_dir, name)
-        self._require_file(path, "CSV file (DATASET.CSV_FILE)")
+        if not osp.isfile(path):
+            raise self.error(f'the CSV file "{path}" does not exist: write one with "path,label[,split]" rows into '
+                             "the data folder, or name yours with DATASET.CSV_FILE.")
         base = osp.dirname(path)
         with open(path, newline="") as f:
             rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1) if any(row)]
