@@ -17,6 +17,7 @@ import torch
 from dassl.config import get_cfg_default, merge_from_file, merge_from_list
 from dassl.engine import build_trainer
 from dassl.utils import collect_env_info, set_random_seed, setup_logger
+from dassl.utils.provenance import RunRecord
 
 # Registration side effects: every dataset and trainer becomes available by name.
 import datasets  # noqa: F401
@@ -91,8 +92,12 @@ def main(args):
     print("Collecting env info ...")
     print(f"** System info **\n{collect_env_info()}\n")
 
-    trainer = build_trainer(cfg)
+    with RunRecord(cfg) as record:  # <OUTPUT_DIR>/provenance.json, completed at the end (or on failure)
+        record.trainer = build_trainer(cfg)
+        run(record.trainer, args)
 
+
+def run(trainer, args):
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()

@@ -301,7 +301,8 @@ def test_every_registered_dataset_has_a_config_file():
     for f in os.listdir(cfg_dir):
         with open(osp.join(cfg_dir, f)) as fh:
             names[f] = yaml.safe_load(fh)["DATASET"]["NAME"]
-    assert set(names.values()) == set(datasets.ALL_DATASETS) | set(datasets.SYNTHETIC_DATASETS)
+    assert set(names.values()) == (set(datasets.ALL_DATASETS) | set(datasets.SYNTHETIC_DATASETS)
+                                   | set(datasets.OWN_DATASETS))
     # the 15 upstream file stems (CoOp's ``configs/datasets/``)
     upstream = {"caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",
                 "fgvc_aircraft": "FGVCAircraft", "food101": "Food101", "imagenet": "ImageNet",
