@@ -135,7 +135,8 @@ done
 [ -n "$out" ] || exit 0
 mkdir -p "$out"
 log=$out/log.txt
-[ -e "$log" ] && log=$out/log.txt-$(date +%Y-%m-%d-%H-%M-%S-%N)
+s=0  # as train.py: log.txt, else log.txt-<time stamp> of the first free second
+while [ -e "$log" ]; do log=$out/log.txt-$(date -d "+$s sec" +%Y-%m-%d-%H-%M-%S); s=$((s + 1)); done
 if [ "${FAKE_MODE:-done}" = partial ]; then
     printf 'epoch [1/2] batch [1/1] loss 1.0\n' > "$log"
 elif [ $eval_only = 1 ]; then
