@@ -107,9 +107,9 @@ def main(args):
         set_random_seed(cfg.SEED)
     try:
         lock = RunLock(cfg.OUTPUT_DIR).acquire()
-    except PermissionError as e:
-        raise PermissionError(f"cannot write to the output directory {cfg.OUTPUT_DIR} ({e.strerror}); choose "
-                              "another --output-dir or fix its permissions") from None
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write to the output directory {cfg.OUTPUT_DIR} ({e.strerror}); choose "
+                               "another --output-dir or fix its permissions") from None
     try:
         if not args.eval_only and not args.no_train:
             if cfg.RESUME:
@@ -175,15 +175,23 @@ def one_line(e):
     return " ".join(lines)
 
 
-if __name__ == "__main__":
-    # Exit status: 0 done; 2 bad input or a stop explained in one line; 3 checkpoint written on SIGUSR1
-    # (rerun to resume); 143 SIGTERM; 1 anything unexpected (with its traceback).
+def cli(argv=None):
+    """``python train.py ...``; returns the exit status.
+
+    0 done; 2 bad input or a stop explained in one line (nothing overwritten); 3 a checkpoint was written on
+    SIGUSR1 (rerun the same command to resume); 143 SIGTERM; 1 anything unexpected (with its traceback).
+    """
     try:
-        main(build_parser().parse_args())
+        main(build_parser().parse_args(argv))
     except signals.Preempted as e:
         print(e.message, file=sys.__stderr__)
-        sys.exit(signals.EXIT_PREEMPTED)
+        return signals.EXIT_PREEMPTED
     except (KeyError, ValueError, OSError, RunLockError, FloatingPointError) as e:
         # Configuration, input and resource errors: one clear line, no stack trace.
         print(f"Error: {one_line(e)}", file=sys.__stderr__)
-        sys.exit(2)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -27,13 +27,26 @@ class CheckpointWriteError(OSError):
     """A checkpoint could not be written (disk full, quota, permissions); the previous one is untouched."""
 
 
+def _space_error(e):
+    """The out-of-space ``OSError`` behind ``e`` (torch may wrap it in a RuntimeError), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _write_error(fpath, e):
     what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
             errno.EFBIG: "the file size limit is exceeded"}.get(e.errno, e.strerror or str(e))
     kept = _pointer_target(osp.dirname(fpath))
     kept = f"the previous checkpoint {kept} is kept" if kept else "no earlier checkpoint exists"
-    return CheckpointWriteError(e.errno, f"could not write checkpoint {fpath}: {what}; {kept}. "
-                                         "Free some space, then rerun the same command to resume.")
+    err = CheckpointWriteError(f"could not write checkpoint {fpath}: {what}; {kept}. "
+                               "Free some space, then rerun the same command to resume.")
+    err.errno = e.errno
+    return err
 
 
 def atomic_torch_save(obj, fpath):
@@ -50,10 +63,11 @@ def atomic_torch_save(obj, fpath):
         crashpoint("checkpoint synced, before rename")
         os.replace(tmp, fpath)
         crashpoint("checkpoint renamed")
-    except OSError as e:
-        if isinstance(e, CheckpointWriteError) or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    except Exception as e:
+        cause = _space_error(e)
+        if cause is None or isinstance(e, CheckpointWriteError):
             raise
-        raise _write_error(fpath, e) from None
+        raise _write_error(fpath, cause) from None
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
