@@ -349,3 +349,33 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, d
     assert (keep / CKPT / "checkpoint").read_text().strip() == kept
     assert torch.load(keep / CKPT / kept, weights_only=False)["epoch"] == int(m.group(2))
     assert not [f for f in os.listdir(keep / CKPT) if ".tmp" in f]
+
+
+# ------------------------------------------------------------------------------------------------ SIGUSR1
+def test_sigusr1_checkpoints_mid_epoch_and_the_resumed_run_reproduces_the_uninterrupted_one(tmp_path, data, fork,
+                                                                                             reference):
+    """A preemption notice at a random batch (or during a checkpoint write) -> a checkpoint at the next batch
+    boundary, exit status 3; rerunning the same command ends with bit-identical prompts and accuracy."""
+    from dassl.engine.midepoch import PREEMPT_NAME
+
+    points = reference["points"]
+    rng = random.Random(KILL_SEED + 1)
+    batch_points = [i for i, p in enumerate(points, 1) if p == "batch boundary"]
+    save_points = [i for i, p in enumerate(points, 1) if p != "batch boundary"]
+    chosen = sorted(rng.sample(batch_points[:-1], 4) + rng.sample(save_points, 2))
+    for k in chosen:
+        out = tmp_path / f"usr1_{k}"
+        r = fork(args(data, out), tmp_path / f"u{k}.txt", DASSL_FAULT_USR1_AT=str(k))
+        assert r["exit"] == 3, (k, r["output"][-3000:])
+        m = re.search(r"Stopped on SIGUSR1 after epoch (\d+) batch (\d+)/4", r["output"])
+        assert m, r["output"][-2000:]
+        assert (out / CKPT / "checkpoint").read_text().strip() == PREEMPT_NAME
+        r = fork(args(data, out), tmp_path / f"r{k}.txt")
+        assert r["exit"] == 0, r["output"][-3000:]
+        epoch, batch = int(m.group(1)), int(m.group(2))
+        if batch < 4:
+            assert f"Resuming epoch {epoch} after batch {batch} (preemption checkpoint)" in r["output"]
+            assert f"epoch [{epoch}/4] batch [{batch}/4]" not in r["output"]
+            assert f"epoch [{epoch}/4] batch [{batch + 1}/4]" in r["output"]
+        assert_same_state(final_state(out), reference["state"])
+        assert final_accuracy(out) == reference["acc"]

@@ -4,7 +4,8 @@ Off unless the environment sets one of:
 
 * ``DASSL_FAULT_TRACE=<file>``: append the name of every crash point reached to ``<file>`` (one per line),
   so a test knows how many points a run has;
-* ``DASSL_FAULT_KILL_AT=<n>``: send SIGKILL to this process at the n-th crash point (1-based).
+* ``DASSL_FAULT_KILL_AT=<n>``: send SIGKILL to this process at the n-th crash point (1-based);
+* ``DASSL_FAULT_USR1_AT=<n>``: send SIGUSR1 (a preemption notice) to this process at the n-th crash point.
 
 Crash points sit at batch boundaries and at every stage of a checkpoint write (each ``write`` call torch
 makes while serialising, before fsync, before and after the rename, the pointer file).
@@ -16,19 +17,20 @@ _count = 0
 
 
 def _settings():
-    return int(os.environ.get("DASSL_FAULT_KILL_AT", "0") or 0), os.environ.get("DASSL_FAULT_TRACE", "")
+    env = os.environ
+    return (int(env.get("DASSL_FAULT_KILL_AT", "0") or 0), int(env.get("DASSL_FAULT_USR1_AT", "0") or 0),
+            env.get("DASSL_FAULT_TRACE", ""))
 
 
 def enabled():
-    kill_at, trace = _settings()
-    return bool(kill_at or trace)
+    return any(_settings())
 
 
 def crashpoint(name):
-    """Count one crash point; SIGKILL this process if it is the chosen one."""
+    """Count one crash point; signal this process if it is the chosen one."""
     global _count
-    kill_at, trace = _settings()
-    if not (kill_at or trace):
+    kill_at, usr1_at, trace = _settings()
+    if not (kill_at or usr1_at or trace):
         return
     _count += 1
     if trace:
@@ -36,6 +38,8 @@ def crashpoint(name):
             f.write(f"{_count} {name}\n")
     if _count == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
+    if _count == usr1_at:
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 class _CrashingFile:
