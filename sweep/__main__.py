@@ -41,6 +41,8 @@ def build_parser():
     p.add_argument("--phase", type=int, default=None, help="only this phase (xd: 0 source training, 1 tests)")
     p.add_argument("--count", action="store_true", help="print the number of tasks (of --phase) and exit")
     p.add_argument("--list", action="store_true", help="print the tasks and their commands and exit")
+    p.add_argument("--print-root", action="store_true", help="print the output root and exit")
+    p.add_argument("--print-table-dir", action="store_true", help="print where the results table goes and exit")
     p.add_argument("--task", type=int, default=None, help="run task I (0-based, of --phase) in the foreground")
     p.add_argument("--no-table", action="store_true", help="do not run extract_log.py at the end")
     p.add_argument("overrides", nargs="*", help="KEY VALUE config overrides for every run (after the options)")
@@ -160,6 +162,8 @@ def run_local(sweep, tasks, slots, log_dir):
                 env = dict(t.env)
                 if slot is not None:
                     env["CUDA_VISIBLE_DEVICES"] = slot
+                if "OMP_NUM_THREADS" not in os.environ:  # share the CPU cores between the tasks
+                    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(slots)))
                 events.put(("running", i, t, slot, None))
                 t0 = time.time()
                 rc = 0
@@ -210,6 +214,10 @@ def main(argv=None):
         print(f"Error: {e}", file=sys.stderr)
         return 2
     tasks = sweep.tasks() if args.phase is None else sweep.phase_tasks(args.phase)
+    root = sweep.output_root(os.environ.get("OUTPUT"))
+    if args.print_root or args.print_table_dir:
+        print(root if args.print_root else table_dir(root))
+        return 0
     if args.count:
         print(len(tasks))
         return 0
@@ -237,7 +245,6 @@ def main(argv=None):
             return 2
     else:
         slots = [None] * max(1, args.jobs or 1)
-    root = sweep.output_root(os.environ.get("OUTPUT"))
     print(f"Sweep {sweep.method} {sweep.protocol}: {len(tasks)} tasks on "
           + (f"GPUs {','.join(slots)}" if args.gpus is not None else f"{len(slots)} CPU job(s)")
           + f"; results under {root}", flush=True)
