@@ -76,6 +76,10 @@ from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
+from sweep.finished import (
+    EPOCH_RE, LOG_NAME_RE, NotFinished, locate_result, result_items, to_percent, valid_accuracy,
+)
+
 __all__ = ["extract", "collect_runs", "summarize", "parse_log_text", "parse_run_path", "harmonic_mean",
            "format_markdown", "plot_summary", "write_outputs", "main", "LogWarning", "SkippedLog"]
 
@@ -124,19 +128,12 @@ PER_DATASET_CFG = "{dataset}"
 SOURCE_SUFFIX = " (source)"
 SPLIT_PREFIX = {"base": "base", "new": "new", "all": "acc", "id": "acc"}  # "ood" rows feed fpr95/auroc
 
-LOG_NAME_RE = re.compile(r"^log\.txt(?:-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}))?$")
 SEED_RE = re.compile(r"^seed(\d+)$")
 SHOTS_DIR_RE = re.compile(r"^shots_(\d+)$")
 CFG_SHOTS_RE = re.compile(r"^(.*)_(\d+)shots$")
 B2N_SPLIT_RE = re.compile(r"^(train|test)_\w+$")
 BATCH_RE = re.compile(r"batch(\d+)")
 
-EPOCH_RE = re.compile(r"^epoch \[(\d+)/(\d+)\]")  # new (space-separated) and old (tab-separated) train lines
-FINISH_LINES = ("Finish training", "Finished training")
-TRAIN_MARKERS = ("No checkpoint found, train from scratch", "Found checkpoint at ")
-RESULT_HEADER = "=> result"
-ITEM_RE = re.compile(r"^\* (\w+): (.*)$")
-PERCENT_RE = re.compile(r"^([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)%$")
 COUNT_RE = re.compile(r"^\d[\d,]*$")
 LOAD_RES = (
     re.compile(r'^Loading weights to \S+ from ".*" \(epoch = (\d+)\)'),  # CoOp-family load_model
@@ -188,8 +185,7 @@ class LogResult:
 
 def _to_percent(value: Optional[str]) -> Optional[float]:
     """``"82.5%"`` -> 82.5; None when absent or malformed."""
-    m = PERCENT_RE.match(value.strip()) if value is not None else None
-    return float(m.group(1)) if m else None
+    return to_percent(value)
 
 
 def _to_count(value: Optional[str]) -> Optional[int]:
@@ -204,14 +200,9 @@ def parse_result_block(lines: List[str], header: int) -> Optional[Dict]:
 
     Returns a dict (accuracy, error, macro_f1, total, correct) or None when the block has no valid accuracy.
     """
-    items = {}
-    for line in lines[header + 1:]:
-        m = ITEM_RE.match(line)
-        if not m:
-            break
-        items.setdefault(m.group(1), m.group(2))
-    accuracy = _to_percent(items.get("accuracy"))
-    if accuracy is None or not 0.0 <= accuracy <= 100.0:
+    items = result_items(lines, header)
+    accuracy = valid_accuracy(items)
+    if accuracy is None:
         return None
     return {"accuracy": accuracy, "error": _to_percent(items.get("error")),
             "macro_f1": _to_percent(items.get("macro_f1")),
@@ -259,27 +250,24 @@ def result_epoch(lines: List[str], start: int, header: int, kind: str) -> Option
 
 
 def parse_log_text(text: str) -> LogResult:
-    """Return the final result of a Dassl log; raise :class:`SkippedLog` when there is none."""
+    """Return the final result of a Dassl log; raise :class:`SkippedLog` when there is none.
+
+    Whether a log is finished is decided by :func:`sweep.finished.locate_result`, the rule the scripts use.
+    """
     lines = [line.strip() for line in text.splitlines()]
-    finish = [i for i, line in enumerate(lines) if line in FINISH_LINES]
     epoch_lines = [m for m in map(EPOCH_RE.match, lines) if m]
-    is_train = bool(finish or epoch_lines or any(line.startswith(TRAIN_MARKERS) for line in lines))
-    if is_train and not finish:
-        raise SkippedLog("training log without 'Finish training' (truncated or still running)")
-    start = finish[-1] if finish else 0
-    headers = [i for i in range(start, len(lines)) if lines[i] == RESULT_HEADER]
-    if not headers:
-        raise SkippedLog("no '=> result' block" + (" after 'Finish training'" if is_train else ""))
-    block = parse_result_block(lines, headers[-1])
-    if block is None:
-        raise SkippedLog("last '=> result' block has no valid '* accuracy:' line (truncated or malformed)")
+    try:
+        is_train, start, header = locate_result(lines)
+    except NotFinished as e:
+        raise SkippedLog(str(e)) from None
+    block = parse_result_block(lines, header)
     kind = "train" if is_train else "eval"
     ood_headers = [i for i in range(start, len(lines)) if lines[i].startswith(OOD_HEADER)]
     return LogResult(
         kind=kind, **block,
-        epoch=result_epoch(lines, start, headers[-1], kind),
+        epoch=result_epoch(lines, start, header, kind),
         max_epoch=int(epoch_lines[-1].group(2)) if epoch_lines else None,
-        elapsed=_last_match([ELAPSED_RE], lines[headers[-1]:]),
+        elapsed=_last_match([ELAPSED_RE], lines[header:]),
         subsample=(_last_match(SUBSAMPLE_RES, lines) or "").lower() or None,
         ood=parse_ood_block(lines, ood_headers[-1]) if ood_headers else [],
     )

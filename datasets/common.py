@@ -769,7 +769,9 @@ class CoOpDataset(DatasetBase):
             report.escalate("error")
             report.lines.append(f"split file {split_path} is missing")
             missing_raw = [r for r in cls.raw_files if not osp.exists(osp.join(dataset_dir, r))]
-            if not missing_raw and osp.isdir(image_dir):
+            if not cls.creates_split():  # the loader stops without it: an error, as for train.py
+                report.advice.append(cls.missing_split_advice(root))
+            elif not missing_raw and osp.isdir(image_dir):
                 report.status = "warning"
                 report.advice.append(
                     f"Download {cls.split_file} (CoOp's fixed split) into {dataset_dir}. Without it "
@@ -785,6 +787,16 @@ class CoOpDataset(DatasetBase):
                        else dataset_dir)
         finish_report(report, cls.section(), root)
         return report
+
+    @classmethod
+    def creates_split(cls):
+        """Whether the loader builds a split from raw annotations when the split JSON is missing."""
+        return cls.read_raw_splits is not CoOpDataset.read_raw_splits
+
+    @classmethod
+    def missing_split_advice(cls, root):
+        return (f"Download {cls.split_file} into {cls.paths(root)[0]}: the loader needs it ({cls.__name__} "
+                "has no raw annotations to build a split from).")
 
     @classmethod
     def inspect_raw(cls, report, root):

@@ -184,7 +184,8 @@ done
 [ -n "$out" ] || exit 0
 mkdir -p "$out"
 log=$out/log.txt
-[ -e "$log" ] && log=$out/log.txt-$(date +%Y-%m-%d-%H-%M-%S-%N)
+s=0  # as train.py: log.txt, else log.txt-<time stamp> of the first free second
+while [ -e "$log" ]; do log=$out/log.txt-$(date -d "+$s sec" +%Y-%m-%d-%H-%M-%S); s=$((s + 1)); done
 if [ "${FAKE_MODE:-done}" = partial ]; then
     printf 'epoch [1/2] batch [1/1] loss 1.0\n' > "$log"
 elif [ $eval_only = 1 ]; then
@@ -488,3 +489,23 @@ def test_sweep_goes_on_after_a_failure(run):
     assert [a[a.index("--output-dir") + 1].split("/")[-6] for a in run.argvs() if a[0] == "train.py"] == \
         ["train_base", "test_base", "test_new"]
     assert f"output10.0/base2new/train_base/dtd/shots_16/PromptOT/{COPY3}/seed1" in run.argvs()[0][12]
+
+
+def test_truncated_evaluation_log_is_rerun_and_agrees_with_extract_log(run):
+    """One rule for "finished": a result block without its accuracy line (a run killed while printing it) is
+    neither skipped by the scripts nor counted by extract_log.py."""
+    import extract_log
+
+    eval_dir = run.out / "output/base2new/test_new/dtd/shots_16/IVLP/vit_b16_c2_ep20_batch4_4+4ctx/seed1"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "log.txt").write_text("Evaluate on the *test* set\n=> result\n* total: 1,200\n* correct: 600\n")
+    with pytest.raises(extract_log.SkippedLog):
+        extract_log.parse_log_text((eval_dir / "log.txt").read_text())
+    (run.out / "output/base2new/train_base/dtd/shots_16/IVLP/vit_b16_c2_ep20_batch4_4+4ctx/seed1").mkdir(parents=True)
+    r = run("ivlp/base2new_test.sh", "dtd", 1, SUBS="new")
+    assert r.returncode == 0 and "Skipping" not in r.stdout, r.stdout
+    assert [a[a.index("--output-dir") + 1] for a in run.argvs()] == [str(eval_dir)]
+    rerun_log = next(p for p in eval_dir.iterdir() if p.name != "log.txt")  # log.txt-<time stamp>
+    assert extract_log.parse_log_text(rerun_log.read_text()).accuracy == 50.0
+    r = run("ivlp/base2new_test.sh", "dtd", 1, SUBS="new")  # now finished by both rules: skipped
+    assert "Skipping" in r.stdout and len(run.argvs()) == 1

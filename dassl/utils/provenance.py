@@ -206,8 +206,12 @@ class RunRecord:
         self._end("finished", trainer)
 
     def fail(self, exc, trainer=None):
-        if isinstance(exc, Terminated):
+        code = exc.code if isinstance(exc, SystemExit) else None
+        if isinstance(exc, Terminated) or code == 128 + signal.SIGTERM:
             self._end("terminated", trainer, error="SIGTERM")
+            return
+        if isinstance(exc, SystemExit) and hasattr(exc, "message"):  # a checkpoint written on SIGUSR1
+            self._end("preempted", trainer, error=exc.message)
             return
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         self._end(status, trainer, error=f"{type(exc).__name__}: {exc}")
