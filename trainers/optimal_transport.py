@@ -66,6 +66,9 @@ MAX_PERMUTATION_SIZE = 6
 BATCH_LAST_MAX_SIZE = 64
 # Converged problems are removed from the iterated batch once at most this fraction of it still runs.
 COMPACT_KEEP_FRACTION = 0.5
+# Stop rule "upstream": problems with at most this many columns are iterated in the problem-minor layout
+# (elementwise products vectorised over problems beat batched matrix-vector products of narrow matrices).
+UPSTREAM_LAST_MAX_N = 16
 
 
 # --------------------------------------------------------------------------------------------------
@@ -585,7 +588,7 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
     rows, cols = (a > 0)[:, :, None], (b > 0)[:, None, :]
     if padded:  # padding meets only exact zeros of r and c: any finite kernel there (here 1) gives the same
         C = C.masked_fill(~(rows & cols), 0.0)  # products, while inf or NaN would give 0 * inf = NaN
-    layout = _layout(m, n)
+    layout = "last" if n <= UPSTREAM_LAST_MAX_N else _layout(m, n)
     axis = -1 if layout == "last" else 0
     K, A_c, A_r = _kernel(C, eps, layout)
     plan_operand = A_r
