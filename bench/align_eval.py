@@ -11,7 +11,9 @@ evaluation, the token level batched over (image, class, m, n) per class chunk wi
 rule. Reported per test batch: median time over ``--repeat`` runs (the two sides alternate, so a change of the
 machine's load hits both), peak memory over a run (CUDA: allocator peak; CPU: sampled resident-set growth)
 and the max |logit difference|. Ours' time is its whole evaluation (class encoding included) divided by the
-number of batches. The model: the ALIGN config (``vit_b16_c2_ep5_batch4_2ctx``) on ``--backbone`` (default
+number of batches. Then the token level alone on the first batch's real token costs: ours (one batched
+``sinkhorn`` call, per-(image, class) stop rule, stopped calls dropped from the iterated batch) against the
+loop of one upstream call per (image, class), with the max |plan difference| and the iteration counts. The model: the ALIGN config (``vit_b16_c2_ep5_batch4_2ctx``) on ``--backbone`` (default
 ``miniworld``, the repository's pretrained CLIP, so the token similarities are those of trained towers;
 depth clamped to its layers), prompts as initialised, random images.
 
@@ -19,6 +21,7 @@ On a shared CPU run with ``OMP_WAIT_POLICY=PASSIVE`` (or ``--threads 1``): with 
 pool and other processes on the cores, each parallel operation can stall for milliseconds (see ``bench/ot.py``).
 """
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -29,6 +32,7 @@ import torch
 
 from bench._mem import PeakMemory
 from bench.align_upstream import align_reference
+from bench.ot import upstream_sinkhorn
 from bench.step import _cuda, build_bench_trainer
 
 
@@ -48,6 +52,65 @@ def run_upstream(trainer, batches):
     model = trainer.model
     names = trainer.dm.dataset.classnames
     return [align_reference(trainer._clip_model, model.prompt_learner, names, images).float() for images in batches]
+
+
+def token_level_problem(trainer, images):
+    """The token-level OT of one test batch on the model's real tokens: padded costs ``[B, C, M*N, P, L]``,
+    column masses ``[C, M*N, L]`` and per-class lengths."""
+    model = trainer.model
+    with torch.no_grad():
+        prompts = model.prompt_learner()
+        classes = model.class_encodings(prompts)
+        _, x = model.image_encodings(images, prompts)
+        y, lengths = classes.tokens, classes.lengths
+        B, M, P, _ = x.shape
+        C, N, L, _ = y.shape
+        sim = torch.einsum("bmpe,cnle->bcmnpl", x, y).reshape(B, C, M * N, P, L).float()
+        valid = (torch.arange(L, device=y.device) < lengths[..., None]).float()
+        mass = (valid / lengths[..., None])[:, None].expand(C, M, N, L).reshape(C, M * N, L)
+    return 1 - sim, mass, lengths[:, 0].tolist()
+
+
+def token_level_only(trainer, images, repeat):
+    """Ours (``sinkhorn(stop_rule="upstream", call_dims=2)``, one batched call) against upstream's loop of one
+    ``Sinkhorn`` per (image, class), on the same token costs: median seconds, max |plan difference|, iterations."""
+    from trainers.optimal_transport import sinkhorn
+
+    cost, mass, lengths = token_level_problem(trainer, images)
+    B, C = cost.shape[:2]
+    device = trainer.device
+
+    def ours():
+        return sinkhorn(cost, b=mass.expand(B, -1, -1, -1), eps=0.1, stop_rule="upstream", call_dims=2, log=True)
+
+    def loop():
+        plans = []
+        for b, c in itertools.product(range(B), range(C)):
+            k = cost[b, c, :, :, :lengths[c]]
+            u = torch.full(k.shape[:-1], 1.0 / k.shape[-2], device=device)
+            v = torch.full((k.shape[0], k.shape[-1]), 1.0 / k.shape[-1], device=device)
+            plans.append(upstream_sinkhorn(torch.exp(-k / 0.1), u, v))
+        return plans
+
+    t_ours, t_loop = [], []
+    for _ in range(repeat):
+        for fn, acc in ((ours, t_ours), (loop, t_loop)):
+            _sync(device)
+            t0 = time.perf_counter()
+            out = fn()
+            _sync(device)
+            acc.append(time.perf_counter() - t0)
+            if fn is ours:
+                plan, log = out
+            else:
+                ref = out
+    diff = max(float((plan[b, c, :, :, :lengths[c]] - ref[i]).abs().max())
+               for i, (b, c) in enumerate(itertools.product(range(B), range(C))))
+    iters = log["n_iter"][:, :, 0].flatten().float()
+    return {"token_ours_s": statistics.median(t_ours), "token_loop_s": statistics.median(t_loop),
+            "token_speedup": statistics.median(t_loop) / statistics.median(t_ours), "token_max_plan_diff": diff,
+            "token_iters_median": float(iters.median()), "token_iters_max": int(iters.max()),
+            "token_problems": f"{B}x{C} calls of {cost.shape[2]} x {cost.shape[3]} x (L_c <= {cost.shape[4]})"}
 
 
 def timed(fn, trainer, batches):
@@ -112,6 +175,11 @@ def main(argv=None):
     print(f"  upstream loop   {t_up:9.3f} s/batch   peak {mems['upstream']:8.1f} MB")
     print(f"  ours            {t_ours:9.3f} s/batch   peak {mems['ours']:8.1f} MB")
     print(f"  speed-up x{row['speedup']:.1f}   max |logit difference| {diff:.2e}")
+    row.update(token_level_only(trainer, batches[0], args.repeat))
+    print(f"token level only ({row['token_problems']}; iterations per call: median {row['token_iters_median']:.0f}, "
+          f"max {row['token_iters_max']}):")
+    print(f"  upstream loop   {row['token_loop_s']:9.3f} s   ours {row['token_ours_s']:9.3f} s   "
+          f"speed-up x{row['token_speedup']:.1f}   max |plan difference| {row['token_max_plan_diff']:.2e}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(row, f, indent=2)
