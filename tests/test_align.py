@@ -249,3 +249,17 @@ def test_token_level_stops_per_image_and_class_as_upstreams_loop():
         iters.add(it)
         assert_close(term[b, c], (T * sim).sum((1, 2)).view(M, M), 1e-6)
     assert len(iters) > 1
+
+
+def test_bench_align_eval_runs_both_sides_with_equal_logits(tmp_path):
+    import json
+
+    from bench.align_eval import main
+
+    out = tmp_path / "r.json"
+    with redirect_stdout(io.StringIO()):
+        assert main(["--backbone", "tiny", "--classes", "3", "--batch", "2", "--batches", "1", "--repeat", "1",
+                     "--device", "cpu", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert row["max_logit_diff"] <= 1e-5 and row["token_max_plan_diff"] <= 1e-6
+    assert row["ours_s_per_batch"] > 0 and row["upstream_s_per_batch"] > 0 and row["token_iters_max"] >= 1
