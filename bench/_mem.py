@@ -5,7 +5,7 @@ import time
 import torch
 
 
-def _rss_bytes():
+def rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 
@@ -25,7 +25,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
-            self.base = self.peak = _rss_bytes()
+            self.base = self.peak = rss_bytes()
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -33,7 +33,7 @@ class PeakMemory:
 
     def _sample(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
+            self.peak = max(self.peak, rss_bytes())
             time.sleep(self.interval)
 
     def __exit__(self, *exc):
@@ -43,6 +43,6 @@ class PeakMemory:
         else:
             self._stop.set()
             self._thread.join()
-            peak = max(self.peak, _rss_bytes())
+            peak = max(self.peak, rss_bytes())
         self.peak_mb = (peak - self.base) / 2 ** 20
         return False

@@ -8,9 +8,9 @@ A trainer may carry config overrides: ``ALIGN[TRAINER.ALIGN.GRAD_CHECKPOINT=True
 Each (trainer, backbone) runs in its own process (so peak memory is its own): the model is built from a
 synthetic dataset of ``--classes`` classes with ``MODEL.BACKBONE.PRETRAINED False`` (random weights,
 real architecture), then ``forward_backward`` runs on random images. Reported: median seconds per step,
-peak memory (CUDA: ``max_memory_allocated``; CPU: the process's peak RSS) and the step's own peak (``step
-peak``: the peak during the timed steps minus the memory held before them -- activations, gradients, the
-optimizer's buffers), and the ratio of every trainer to the first one given.
+peak memory (CUDA: ``max_memory_allocated``; CPU: the process's peak RSS), the training memory (that peak
+minus the built model's memory: activations, gradients, optimizer buffers; CPU: peak RSS minus the RSS before
+the first step) and the ratio of every trainer to the first one given.
 """
 import argparse
 import io
@@ -83,7 +83,7 @@ def measure(spec, backbone, batch, n_classes, steps, device, prec, root):
     """Run in a fresh process: build the trainer, time ``steps`` training steps. Returns a dict."""
     import torch
 
-    from bench._mem import PeakMemory
+    from bench._mem import PeakMemory, rss_bytes
 
     trainer_name, opts = parse_spec(spec)
     trainer = build_bench_trainer(trainer_name, backbone, n_classes, device, prec, root, opts)
@@ -95,6 +95,7 @@ def measure(spec, backbone, batch, n_classes, steps, device, prec, root):
     batch_dict = {"img": torch.randn(batch, 3, size, size, generator=gen).to(dev),
                   "label": torch.randint(0, n_classes, (batch,), generator=gen).to(dev)}
     trainer.num_batches, trainer.batch_idx = 10 ** 9, 0  # never the last batch: no LR step / GPA
+    rss_model = rss_bytes() / 2 ** 20  # the built model, before any step
     for _ in range(2):  # warm-up
         trainer.forward_backward(batch_dict)
     if dev.type == "cuda":
@@ -116,9 +117,11 @@ def measure(spec, backbone, batch, n_classes, steps, device, prec, root):
     if dev.type == "cuda":
         result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
         result["model_mem_mb"] = base_mem
+        result["train_mem_mb"] = result["peak_mem_mb"] - base_mem
     else:
         result["peak_mem_mb"] = _peak_rss_mb()
         result["step_mem_growth_mb"] = _peak_rss_mb() - rss_before
+        result["train_mem_mb"] = result["peak_mem_mb"] - rss_model  # peak RSS of warm-up and steps over the model
     return result
 
 
@@ -164,12 +167,12 @@ def main(argv=None):
             ref = ref or res
             res["time_ratio"] = res["median_step_s"] / ref["median_step_s"]
             res["mem_ratio"] = res["peak_mem_mb"] / ref["peak_mem_mb"]
-            res["step_mem_ratio"] = res["step_peak_mb"] / max(ref["step_peak_mb"], 1e-9)
+            res["train_mem_ratio"] = res["train_mem_mb"] / max(ref["train_mem_mb"], 1e-9)
             rows.append(res)
             print(f"{backbone:10s} {trainer_name:10s} {res['device']}/{res['precision']:5s} "
                   f"step {res['median_step_s'] * 1e3:8.1f} ms  peak {res['peak_mem_mb']:8.0f} MB  "
-                  f"step peak {res['step_peak_mb']:8.1f} MB  x{res['time_ratio']:.2f} time, "
-                  f"x{res['mem_ratio']:.2f} memory, x{res['step_mem_ratio']:.2f} step memory vs {args.trainer[0]}",
+                  f"training {res['train_mem_mb']:8.1f} MB  x{res['time_ratio']:.2f} time, "
+                  f"x{res['mem_ratio']:.2f} peak, x{res['train_mem_ratio']:.2f} training memory vs {args.trainer[0]}",
                   flush=True)
     if args.json:
         with open(args.json, "w") as f:
