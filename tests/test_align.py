@@ -162,6 +162,11 @@ def test_checkpoint_of_another_trainer_is_a_clear_error(make_cfg, root, tmp_path
     tr = build_align(make_cfg, root, tmp_path / "align")
     with pytest.raises(ValueError, match="trained with --trainer MaPLe"), redirect_stdout(io.StringIO()):
         tr.load_model(str(tmp_path / "maple_out"), epoch=2)
+    ivlp = build(make_cfg, root, tmp_path / "ivlp", "IVLP")
+    ivlp.save_model(1, str(tmp_path / "ivlp_out"))
+    with pytest.raises(FileNotFoundError, match="holds checkpoints of VLPromptLearner: another trainer's") as err:
+        tr.load_model(str(tmp_path / "ivlp_out"), epoch=2)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("opts,match", [

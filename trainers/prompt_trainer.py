@@ -260,8 +260,12 @@ class PromptTrainer(TrainerX):
             if not osp.exists(model_path):
                 folder = osp.dirname(model_path)
                 avail = sorted(f for f in os.listdir(folder) if f.startswith("model")) if osp.isdir(folder) else []
+                others = [] if avail else sorted(f for f in os.listdir(directory) if osp.isdir(osp.join(directory, f))
+                                                 and any(g.startswith("model") for g in os.listdir(osp.join(directory, f))))
                 raise FileNotFoundError(f'Model not found at "{model_path}"'
-                                        + (f"; available: {', '.join(avail)}" if avail else ""))
+                                        + (f"; available: {', '.join(avail)}" if avail else "")
+                                        + (f"; {directory} holds checkpoints of {', '.join(others)}: another trainer's "
+                                           f"(this one saves {name})" if others else ""))
             checkpoint = load_checkpoint(model_path)
             state_dict = {k: v for k, v in checkpoint["state_dict"].items()
                           if not k.endswith(("token_prefix", "token_suffix"))}
