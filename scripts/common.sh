@@ -93,6 +93,19 @@ parse_args() {
     cd "$REPO"
 }
 
+# parse_args_cfg "NAME1 ..." "$@": parse_args with an optional config name right after the positionals (a
+# config name holds no '.', a trailing KEY does); without one, CFG keeps the value the script set.
+parse_args_cfg() {
+    local names=$1 n
+    shift
+    n=$(wc -w <<< "$names")
+    if [ $# -gt "$n" ] && [[ ${*:n+1:1} != *.* ]]; then
+        CFG=${*:n+1:1}
+        set -- "${@:1:n}" "${@:n+2}"
+    fi
+    parse_args "$names" "$@"
+}
+
 # check_div [HINT]: DIV (Prompt-OT's lambda, kept as typed: it names the root output${DIV}) must be a number.
 check_div() {
     [[ $DIV =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || die "DIV (lambda) must be a number, got '$DIV' ${1:-}"

@@ -156,22 +156,37 @@ def test_maple_equals_upstream_semantics(make_cfg, root, tmp_path, plain):
     assert loss.item() == pytest.approx(F.cross_entropy(ref, labels).item(), abs=1e-5)
 
 
+def save_upstream_checkpoint(directory, learner, epoch, extra):
+    """A full-state checkpoint as MaPLe / ALIGN write it: the prompt learner (fp16), ``extra`` (class buffers)
+    and frozen CLIP tensors, under ``MultiModalPromptLearner/``. Returns its state dict."""
+    upstream = {f"prompt_learner.{k}": v.detach().half() for k, v in learner.state_dict().items()}
+    upstream.update({"image_encoder.conv1.weight": torch.zeros(1), "text_encoder.positional_embedding": torch.zeros(1),
+                     "logit_scale": torch.zeros(()), **extra})
+    folder = directory / "MultiModalPromptLearner"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": upstream, "epoch": epoch, "optimizer": None, "scheduler": None},
+               folder / f"model.pth.tar-{epoch}")
+    return upstream
+
+
+def load_upstream_checkpoint(trainer, directory, epoch, upstream):
+    """Load it into ``trainer``; every learnable tensor must equal the checkpoint's. Returns the learner."""
+    with redirect_stdout(io.StringIO()):
+        trainer.load_model(str(directory), epoch=epoch)
+    pl = trainer.model.prompt_learner
+    for k, v in pl.state_dict().items():
+        assert_close(v, upstream[f"prompt_learner.{k}"].float(), 0)
+    return pl
+
+
 def test_maple_upstream_checkpoint_loads(make_cfg, root, tmp_path, plain):
     """A full-state checkpoint as MaPLe writes it (CLIP + prompt learner + class buffers) loads unchanged."""
     src = build(make_cfg, root, tmp_path / "src", "MaPLe")
     perturb(src.model.prompt_learner, seed=3)
-    upstream = {f"prompt_learner.{k}": v.detach().half() for k, v in src.model.prompt_learner.state_dict().items()}
-    upstream.update({"prompt_learner.token_prefix": torch.zeros(4, 1, 32), "image_encoder.conv1.weight": torch.zeros(1),
-                     "text_encoder.positional_embedding": torch.zeros(1), "logit_scale": torch.zeros(())})
-    folder = tmp_path / "upstream" / "MultiModalPromptLearner"
-    folder.mkdir(parents=True)
-    torch.save({"state_dict": upstream, "epoch": 5, "optimizer": None, "scheduler": None}, folder / "model.pth.tar-5")
+    upstream = save_upstream_checkpoint(tmp_path / "upstream", src.model.prompt_learner, 5,
+                                        {"prompt_learner.token_prefix": torch.zeros(4, 1, 32)})
     tr = build(make_cfg, root, tmp_path / "dst", "MaPLe")
-    with redirect_stdout(io.StringIO()):
-        tr.load_model(str(tmp_path / "upstream"), epoch=5)
-    pl = tr.model.prompt_learner
-    for k, v in pl.state_dict().items():
-        assert_close(v, upstream[f"prompt_learner.{k}"].float(), 0)
+    pl = load_upstream_checkpoint(tr, tmp_path / "upstream", 5, upstream)
     images, _ = batch_of(tr)
     with torch.no_grad():
         assert_close(tr.model(images), maple_reference(plain, pl, images))

@@ -49,6 +49,8 @@ class PromptTrainer(TrainerX):
     cfg_node = ""
     #: the name the model is registered (and checkpointed) under
     model_name = "VLPromptLearner"
+    #: the model: a ``PromptedCLIP`` (subclasses score differently, e.g. ALIGN's optimal transport)
+    model_class = PromptedCLIP
 
     # ----------------------------------------------------------------------------------------- config
     @property
@@ -89,8 +91,8 @@ class PromptTrainer(TrainerX):
         clip_model = clip.load_clip_to_cpu(cfg.MODEL.BACKBONE.NAME, pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
         clip_model = clip_model.float()  # prompts and frozen targets are built in fp32
         print("Building custom CLIP")
-        self.model = PromptedCLIP(clip_model, self.build_prompt_learner(clip_model, classnames),
-                                  backbone_name=cfg.MODEL.BACKBONE.NAME)
+        self.model = self.model_class(clip_model, self.build_prompt_learner(clip_model, classnames),
+                                      backbone_name=cfg.MODEL.BACKBONE.NAME)
         self._clip_model = clip_model  # the frozen CLIP modules (shared with self.model), for the cast below
         self._lowp_done = self.precision not in ("fp16", "bf16")
         self._targets_built = self.frozen_text_templates() is None
@@ -229,7 +231,7 @@ class PromptTrainer(TrainerX):
             if not self._eval_cache:
                 return self.model(images).float()
             if self._eval_text is None:
-                self._eval_text = self.model.encode_text(self.model.prompt_learner())
+                self._eval_text = self.model.class_encodings(self.model.prompt_learner())
             return self.model(images, text_features=self._eval_text).float()
 
     def class_chunk(self):
@@ -258,8 +260,12 @@ class PromptTrainer(TrainerX):
             if not osp.exists(model_path):
                 folder = osp.dirname(model_path)
                 avail = sorted(f for f in os.listdir(folder) if f.startswith("model")) if osp.isdir(folder) else []
+                others = [] if avail else sorted(f for f in os.listdir(directory) if osp.isdir(osp.join(directory, f))
+                                                 and any(g.startswith("model") for g in os.listdir(osp.join(directory, f))))
                 raise FileNotFoundError(f'Model not found at "{model_path}"'
-                                        + (f"; available: {', '.join(avail)}" if avail else ""))
+                                        + (f"; available: {', '.join(avail)}" if avail else "")
+                                        + (f"; {directory} holds checkpoints of {', '.join(others)}: another trainer's "
+                                           f"(this one saves {name})" if others else ""))
             checkpoint = load_checkpoint(model_path)
             state_dict = {k: v for k, v in checkpoint["state_dict"].items()
                           if not k.endswith(("token_prefix", "token_suffix"))}

@@ -89,6 +89,11 @@ class PromptedCLIP(nn.Module):
             return out[0].view(images.shape[0], sets, -1), out[1].view(images.shape[0], sets, *out[1].shape[1:])
         return out.view(images.shape[0], sets, -1)
 
+    def class_encodings(self, prompts: Prompts):
+        """What ``forward(images, text_features=...)`` needs of the class prompts (encoded once per evaluation):
+        here the text features ``[C, E]``."""
+        return self.encode_text(prompts)
+
     # ------------------------------------------------------------------------------- convenience
     def text_features(self) -> torch.Tensor:
         """Prompted text features of every class, ``[C, E]`` (learners whose prompts ignore the image)."""
