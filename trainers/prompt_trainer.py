@@ -49,6 +49,8 @@ class PromptTrainer(TrainerX):
     cfg_node = ""
     #: the name the model is registered (and checkpointed) under
     model_name = "VLPromptLearner"
+    #: the prompted model class (a ``PromptedCLIP``)
+    model_class = PromptedCLIP
 
     # ----------------------------------------------------------------------------------------- config
     @property
@@ -89,8 +91,8 @@ class PromptTrainer(TrainerX):
         clip_model = clip.load_clip_to_cpu(cfg.MODEL.BACKBONE.NAME, pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
         clip_model = clip_model.float()  # prompts and frozen targets are built in fp32
         print("Building custom CLIP")
-        self.model = PromptedCLIP(clip_model, self.build_prompt_learner(clip_model, classnames),
-                                  backbone_name=cfg.MODEL.BACKBONE.NAME)
+        self.model = self.model_class(clip_model, self.build_prompt_learner(clip_model, classnames),
+                                      backbone_name=cfg.MODEL.BACKBONE.NAME)
         self._clip_model = clip_model  # the frozen CLIP modules (shared with self.model), for the cast below
         self._lowp_done = self.precision not in ("fp16", "bf16")
         self._targets_built = self.frozen_text_templates() is None
