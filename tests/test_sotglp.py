@@ -132,7 +132,7 @@ def ref_sinkhorn_converged(S_sel, eps=0.1):
 
 
 def reference(m, pl, images, topk=10, rule="upstream", norm="mean_over_prompts", plan="sinkhorn", start=0,
-              alias=True):
+              alias=True, eps=0.1):
     """``g [B, C, G]``, ``s [B, C]`` and ``r`` per the released code, looping over images and classes."""
     G = pl.global_prompt.shape[0]
     C, N = pl.local_prompts.shape[:2]
@@ -152,9 +152,9 @@ def reference(m, pl, images, topk=10, rule="upstream", norm="mean_over_prompts",
     if plan == "uniform":
         T = torch.full(S_sel.shape, 1 / S_sel[0].numel(), dtype=torch.float64)
     elif rule == "upstream":
-        T = ref_sinkhorn_batch(S_sel.detach())
+        T = ref_sinkhorn_batch(S_sel.detach(), eps)
     else:
-        T = torch.stack([ref_sinkhorn_converged(x) for x in S_sel.detach()])
+        T = torch.stack([ref_sinkhorn_converged(x, eps) for x in S_sel.detach()])
     s = (T.float() * S_sel).sum((1, 2)) / (N if norm == "mean_over_prompts" else 1)
     return g, s.view(B, C)
 
@@ -246,6 +246,24 @@ def test_tol_rule_equals_per_problem_loop(make_cfg, root, tmp_path, plain):
         _, _, logits = trainer_outputs(tr, images, labels)
         g, s = reference(plain, pl, images, rule="tol")
     assert_close(logits, plain.logit_scale.exp() * (g.mean(-1) + s) / 2, TOL)
+
+
+def test_upstream_stop_rule_pools_the_batch():
+    """Default rule: one stop test (mean |r - r_prev| < 0.01) for all B x C problems of the batch, on the
+    unshifted kernel. With similarities near 1 the scalings are O(1) and the test stops early, so neither the
+    converged plans nor per-problem stop tests give the same scores (the test can fail)."""
+    from trainers.sotglp_model import OTConfig, local_score, transport_plan
+
+    gen = torch.Generator().manual_seed(0)
+    S_sel = 0.7 + 0.3 * torch.rand(3, 5, 10, 4, generator=gen)  # [B, C, k, N]
+    S_sel[0, 0] = 0.2 + 0.8 * torch.rand(10, 4, generator=gen)  # one slowly converging problem
+    s = local_score(S_sel, transport_plan(S_sel, OTConfig()))
+    flat = S_sel.reshape(-1, 10, 4)
+    ref = (ref_sinkhorn_batch(flat).float() * flat).sum((1, 2)).view(3, 5) / 4
+    per_problem = torch.stack([(ref_sinkhorn_batch(x[None]).float() * x).sum() / 4 for x in flat]).view(3, 5)
+    converged = torch.stack([(ref_sinkhorn_converged(x).float() * x).sum() / 4 for x in flat]).view(3, 5)
+    assert_close(s, ref, 1e-6)
+    assert (ref - per_problem).abs().max() > 1e-5 and (ref - converged).abs().max() > 1e-5
 
 
 def test_evaluation_lines_and_prediction(make_cfg, root, tmp_path, plain):
