@@ -1,13 +1,15 @@
 """Training-step benchmark: median step time and peak memory of prompt-learning trainers, side by side.
 
     python -m bench step --trainer PromptOT IVLP --backbone tiny ViT-B/16 [--batch 4] [--classes 50]
-        [--steps 10] [--device cpu|cuda] [--prec fp32|fp16|bf16|amp] [--json out.json]
+        [--steps 10] [--device cpu|cuda] [--prec fp32|fp16|bf16|amp] [--opts KEY VALUE ...] [--json out.json]
 
 Each (trainer, backbone) runs in its own process (so peak memory is its own): the model is built from a
 synthetic dataset of ``--classes`` classes with ``MODEL.BACKBONE.PRETRAINED False`` (random weights,
 real architecture), then ``forward_backward`` runs on random images. Reported: median seconds per step,
-peak memory (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak RSS during the steps),
-and the ratio of every trainer to the first one given.
+peak memory (CUDA: ``max_memory_allocated``; CPU: the process's peak RSS, its growth during the timed steps,
+and ``train_mem_mb``: the peak RSS of all steps over the RSS of the built model),
+and the ratio of every trainer to the first one given. ``--opts`` are config overrides for every run (e.g.
+``TRAINER.SOTGLP.CHECKPOINTING_SEGMENTS 12``); the synthetic dataset is used whole (``DATASET.NUM_SHOTS -1``).
 """
 import argparse
 import io
@@ -30,6 +32,7 @@ TRAINER_CONFIGS = {  # the configs of the published base-to-new runs
     "PromptOT": "configs/trainers/PromptOT/vit_b16_c2_ep20_batch4_4+4ctx-Copy3.yaml",
     "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
     "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
+    "SOTGLP": "configs/trainers/SOTGLP/dtd.yaml",  # N = 4 local prompts, as ImageNet's
 }
 
 
@@ -39,7 +42,7 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root):
+def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root, extra=()):
     """Run in a fresh process: build the trainer, time ``steps`` training steps. Returns a dict."""
     import torch
 
@@ -51,9 +54,11 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root)
     names = [f"class{i}" for i in range(n_classes)]
     write_coop_tree(root, classnames=names, counts={"train": 1, "val": 1, "test": 1})
     opts = ["MODEL.BACKBONE.NAME", backbone, "MODEL.BACKBONE.PRETRAINED", "False", "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TRAIN_X.BATCH_SIZE", "1", "USE_CUDA", str(device == "cuda"), "VERBOSE", "False"]
+            "DATALOADER.TRAIN_X.BATCH_SIZE", "1", "USE_CUDA", str(device == "cuda"), "VERBOSE", "False",
+            "DATASET.NUM_SHOTS", "-1"]
     if prec:
         opts += [f"TRAINER.{trainer_name.upper()}.PREC", prec]
+    opts += list(extra)
     cfg_file = TRAINER_CONFIGS.get(trainer_name, "")
     args = train.build_parser().parse_args(
         ["--root", root, "--trainer", trainer_name, "--output-dir", osp.join(root, "out"),
@@ -71,6 +76,7 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root)
     batch_dict = {"img": torch.randn(batch, 3, size, size, generator=gen).to(dev),
                   "label": torch.randint(0, n_classes, (batch,), generator=gen).to(dev)}
     trainer.num_batches, trainer.batch_idx = 10 ** 9, 0  # never the last batch: no LR step / GPA
+    rss_model = _peak_rss_mb()
     for _ in range(2):  # warm-up
         trainer.forward_backward(batch_dict)
     if dev.type == "cuda":
@@ -94,6 +100,7 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root)
     else:
         result["peak_mem_mb"] = _peak_rss_mb()
         result["step_mem_growth_mb"] = _peak_rss_mb() - rss_before
+        result["train_mem_mb"] = _peak_rss_mb() - rss_model  # peak of the steps over the built model
     return result
 
 
@@ -102,6 +109,8 @@ def run_child(trainer_name, backbone, args):
            "--classes", str(args.classes), "--steps", str(args.steps), "--device", args.device]
     if args.prec:
         cmd += ["--prec", args.prec]
+    if args.opts:
+        cmd += ["--opts", *args.opts]
     env = dict(os.environ, DASSL_ENV_INFO="short")
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -120,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--prec", default="", help="override PREC (default: the config's; fp16 falls back "
                                                     "to fp32 on CPU)")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                        help="config overrides for every run (pairs)")
     parser.add_argument("--json", default="")
     parser.add_argument("--child", nargs=2, metavar=("TRAINER", "BACKBONE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -127,7 +138,7 @@ def main(argv=None):
     if args.child:
         with tempfile.TemporaryDirectory() as root:
             res = measure(args.child[0], args.child[1], args.batch, args.classes, args.steps, args.device,
-                          args.prec, root)
+                          args.prec, root, args.opts)
         print(json.dumps(res))
         return 0
 

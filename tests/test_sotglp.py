@@ -451,3 +451,11 @@ def test_ood_scores_by_hand():
     assert_close(ood_score("L-MCM", 2.0, g, r), lmcm, 1e-6)
     assert_close(ood_score("GL-MCM", 2.0, g, r), mcm + lmcm, 1e-6)
 
+
+
+def test_bench_eval_batched_equals_upstream_loop():
+    """``python -m bench sotglp_eval``'s two paths give the same logits (small sizes)."""
+    from bench.sotglp_eval import run
+
+    row = run(B=2, C=5, P=20, N=2, repeat=1)
+    assert row["max_abs_logit_diff"] < 1e-5 and row["loop_images_timed"] == 2
