@@ -5,6 +5,7 @@
 #   2. ZeroshotCLIP on the base and new classes     (scripts/zsclip/base2new_test.sh);
 #   3. IVLP: train on base (16 shots), test on new   (scripts/ivlp/base2new_{train,test}.sh);
 #   4. Prompt-OT: train on base, test on base + new  (scripts/promptot/base2new_{train,test}.sh);
+#  4b. SOT-GLP: 16 shots on the base classes; OOD detection against the new classes (scripts/sotglp/*.sh);
 #   5. tabulate with extract_log.py (Base / New / HM).
 # Finished runs are skipped (the scripts' own rule): delete $OUT_DEMO (default output/demo/runs) to rerun.
 # Environment: PY (python), DATA_DEMO (data root, default output/demo/data), OUT_DEMO, SEED_DEMO (default 1).
@@ -47,6 +48,15 @@ bash scripts/ivlp/base2new_test.sh "$DS" "$SEED" "${COMMON[@]}"
 step 4 "Prompt-OT (lambda 10): train on the base classes, evaluate on base and new"
 bash scripts/promptot/base2new_train.sh "$DS" "$SEED" 10.0 "$PROMPTOT_CFG" "${COMMON[@]}"
 LOADEP=$PROMPTOT_EPOCHS bash scripts/promptot/base2new_test.sh "$DS" "$SEED" 10.0 "$PROMPTOT_CFG" "${COMMON[@]}"
+
+# --- SOT-GLP stage (self-contained): few-shot on the 20 base classes, then OOD detection with the 20 held-out
+# (new) classes' test images as the OOD set (TRAINER.SOTGLP.OOD_DATASETS held_out_classes); ID = base test images.
+step 4b "SOT-GLP: 16 shots on the base classes, then OOD detection (OOD = the held-out new classes)"
+SOTGLP_DEMO=(DATASET.SUBSAMPLE_CLASSES base)
+bash scripts/sotglp/few_shot.sh "$DS" "$SEED" "${COMMON[@]}" "${SOTGLP_DEMO[@]}"
+SOURCE=$DS bash scripts/sotglp/eval_ood.sh "$SEED" "${COMMON[@]}" "${SOTGLP_DEMO[@]}" \
+    TRAINER.SOTGLP.OOD_DATASETS "['held_out_classes']"
+# --- end of the SOT-GLP stage
 
 step 5 "Results (extract_log.py $OUT)"
 $PY extract_log.py "$OUT" --output_path "$OUT/tables" --overwrite
