@@ -192,7 +192,8 @@ class SOTGLP(PromptTrainer):
         """Score every OOD set, print FPR95 / AUROC (x100) per set and their average (``ood_block``)."""
         t = self.tcfg
         tfm = build_transform(self.cfg, is_train=False)
-        t_global, t_local = self._class_features()
+        with self.autocast():
+            t_global, t_local = self.model.encode_text_sets(self.class_chunk())
         results = []
         if self._ood_items is None:
             self._ood_items = self.ood_sets()
