@@ -1,9 +1,11 @@
 """Training-step benchmark: median step time and peak memory of prompt-learning trainers, side by side.
 
     python -m bench step --trainer PromptOT IVLP --backbone tiny ViT-B/16 [--batch 4] [--classes 50]
-        [--steps 10] [--device cpu|cuda] [--prec fp32|fp16|bf16|amp] [--json out.json]
+        [--steps 10] [--device cpu|cuda] [--prec fp32|fp16|bf16|amp] [--opts KEY VALUE ...] [--json out.json]
 
-A trainer may carry config overrides: ``ALIGN[TRAINER.ALIGN.GRAD_CHECKPOINT=True]``.
+A trainer may carry config overrides: ``ALIGN[TRAINER.ALIGN.GRAD_CHECKPOINT=True]``; ``--opts`` are overrides
+for every run (e.g. ``TRAINER.SOTGLP.CHECKPOINTING_SEGMENTS 12``). The synthetic dataset is used whole
+(``DATASET.NUM_SHOTS -1``).
 
 Each (trainer, backbone) runs in its own process (so peak memory is its own): the model is built from a
 synthetic dataset of ``--classes`` classes with ``MODEL.BACKBONE.PRETRAINED False`` (random weights,
@@ -34,6 +36,7 @@ TRAINER_CONFIGS = {  # the configs of the published base-to-new runs
     "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
     "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
     "ALIGN": "configs/trainers/ALIGN/vit_b16_c2_ep5_batch4_2ctx.yaml",
+    "SOTGLP": "configs/trainers/SOTGLP/dtd.yaml",  # N = 4 local prompts, as ImageNet's
 }
 
 
@@ -55,7 +58,7 @@ def build_bench_trainer(trainer_name, backbone, n_classes, device, prec, root, o
     write_coop_tree(root, classnames=names, counts={"train": 1, "val": 1, "test": 1})
     opts = ["MODEL.BACKBONE.NAME", backbone, "MODEL.BACKBONE.PRETRAINED", str(backbone == "miniworld"),
             "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "1", "USE_CUDA", str(device == "cuda"),
-            "VERBOSE", "False", *opts]
+            "VERBOSE", "False", "DATASET.NUM_SHOTS", "-1", *opts]
     if prec:
         opts += [f"TRAINER.{trainer_name.upper()}.PREC", prec]
     cfg_file = TRAINER_CONFIGS.get(trainer_name, "")
@@ -79,14 +82,14 @@ def parse_spec(spec):
     return name, opts
 
 
-def measure(spec, backbone, batch, n_classes, steps, device, prec, root):
+def measure(spec, backbone, batch, n_classes, steps, device, prec, root, extra=()):
     """Run in a fresh process: build the trainer, time ``steps`` training steps. Returns a dict."""
     import torch
 
     from bench._mem import PeakMemory, rss_bytes
 
     trainer_name, opts = parse_spec(spec)
-    trainer = build_bench_trainer(trainer_name, backbone, n_classes, device, prec, root, opts)
+    trainer = build_bench_trainer(trainer_name, backbone, n_classes, device, prec, root, [*extra, *opts])
     trainer.set_model_mode("train")
     size = trainer.model.image_encoder.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
@@ -130,6 +133,8 @@ def run_child(trainer_name, backbone, args):
            "--classes", str(args.classes), "--steps", str(args.steps), "--device", args.device]
     if args.prec:
         cmd += ["--prec", args.prec]
+    if args.opts:
+        cmd += ["--opts", *args.opts]
     env = dict(os.environ, DASSL_ENV_INFO="short")
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -148,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--prec", default="", help="override PREC (default: the config's; fp16 falls back "
                                                     "to fp32 on CPU)")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                        help="config overrides for every run")
     parser.add_argument("--json", default="")
     parser.add_argument("--child", nargs=2, metavar=("TRAINER", "BACKBONE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -155,7 +162,7 @@ def main(argv=None):
     if args.child:
         with tempfile.TemporaryDirectory() as root:
             res = measure(args.child[0], args.child[1], args.batch, args.classes, args.steps, args.device,
-                          args.prec, root)
+                          args.prec, root, args.opts)
         print(json.dumps(res))
         return 0
 

@@ -269,6 +269,9 @@ ARGS = {
     "zsclip/base2new_test.sh": ["dtd", 1],
     **{f"align/{s}": ["dtd", 1] for s in ("base2new_train.sh", "base2new_test.sh", "xd_train.sh", "xd_test.sh",
                                           "few_shot.sh")},
+    "sotglp/few_shot.sh": ["dtd"],
+    "sotglp/few_shot_projfree.sh": ["dtd", 1],
+    "sotglp/eval_ood.sh": [1],
 }
 
 
@@ -479,6 +482,64 @@ def test_method_scripts(run, trainer):
     ]
     assert run(f"{m}/base2new_test.sh", "dtd", 1, LOADEP=3, SUBS="all").returncode == 0  # LOADEP wins
     assert run.argvs()[-1][run.argvs()[-1].index("--load-epoch") + 1] == "3"
+
+
+def test_sotglp_scripts(run):
+    """Per-dataset configs (CFG = DATASET), 16 shots, seed 1 by default; the OOD evaluation of ImageNet's model."""
+    assert run("sotglp/few_shot.sh", "dtd").returncode == 0
+    assert run("sotglp/few_shot.sh", "dtd", 2, "OPTIM.MAX_EPOCH", "3").returncode == 0
+    assert run("sotglp/few_shot.sh", "dtd", SEEDS="1 3").stdout.count("Skipping") == 1  # seed 1 done
+    assert run("sotglp/few_shot_projfree.sh", "imagenet").returncode == 0
+    assert run("sotglp/eval_ood.sh", 1).returncode != 0  # no ImageNet model yet: named, nothing run
+    assert run("sotglp/few_shot.sh", "imagenet").returncode == 0
+    assert run("sotglp/eval_ood.sh", 1).returncode == 0
+    (run.tmp / "up").mkdir()
+    assert run("sotglp/eval_ood.sh", 2, run.tmp / "up", VARIANT="_projfree").returncode == 0
+    r = run("sotglp/few_shot.sh", "dtd", "x")
+    assert r.returncode == 2 and "SEED must be a non-negative integer, got 'x'" in r.stderr
+
+    def head(ds, seed, out):
+        return run.head("SOTGLP", ds, ds, seed, out)
+
+    few = "output/{0}/SOTGLP/{0}{1}_16shots/seed{2}"
+    assert run.argvs() == [
+        head("dtd", 1, few.format("dtd", "", 1)) + ["DATASET.NUM_SHOTS", "16"],
+        head("dtd", 2, few.format("dtd", "", 2)) + ["DATASET.NUM_SHOTS", "16", "OPTIM.MAX_EPOCH", "3"],
+        head("dtd", 3, few.format("dtd", "", 3)) + ["DATASET.NUM_SHOTS", "16"],
+        head("imagenet", 1, few.format("imagenet", "_projfree", 1)) + [
+            "DATASET.NUM_SHOTS", "16", "TRAINER.SOTGLP.LEARN_LOCAL_PROJ", "False"],
+        head("imagenet", 1, few.format("imagenet", "", 1)) + ["DATASET.NUM_SHOTS", "16"],
+        head("imagenet", 1, "output/evaluation/SOTGLP/imagenet_ood/seed1") + [
+            "--model-dir", str(run.out / few.format("imagenet", "", 1)), "--load-epoch", "50", "--eval-only",
+            "TRAINER.SOTGLP.EVAL_OOD", "True"],
+        head("imagenet", 2, "output/evaluation/SOTGLP/imagenet_projfree_ood/seed2") + [
+            "--model-dir", str(run.tmp / "up"), "--load-epoch", "50", "--eval-only", "TRAINER.SOTGLP.EVAL_OOD",
+            "True"],
+    ]
+
+
+def test_sotglp_configs_released_values():
+    """configs/trainers/SOTGLP/<dataset>.yaml: upstream run_<dataset>.sh values and the released data switches."""
+    rows = {"imagenet": (50, 256, 0.01, 4, 5, 5), "caltech101": (200, 32, 0.005, 6, 0, 10),
+            "oxford_pets": (200, 32, 0.005, 6, 0, 10), "stanford_cars": (200, 32, 0.005, 4, 0, 10),
+            "oxford_flowers": (200, 32, 0.005, 6, 0, 10), "food101": (200, 128, 0.005, 6, 0, 10),
+            "fgvc_aircraft": (200, 128, 0.01, 2, 0, 10), "sun397": (200, 128, 0.005, 4, 8, 10),
+            "dtd": (200, 128, 0.002, 4, 0, 10), "eurosat": (200, 10, 0.001, 4, 0, 10),
+            "ucf101": (200, 128, 0.005, 4, 0, 10)}
+    names = sorted(osp.basename(p)[:-5] for p in glob.glob(osp.join(CFG_DIR, "SOTGLP", "*.yaml")))
+    assert set(rows) <= set(names)
+    for ds, (ep, bs, lr, n, seg, freq) in rows.items():
+        cfg = merged(osp.join(CFG_DIR, "SOTGLP", ds + ".yaml"))
+        t = cfg.TRAINER.SOTGLP
+        assert (cfg.OPTIM.MAX_EPOCH, cfg.DATALOADER.TRAIN_X.BATCH_SIZE, cfg.OPTIM.LR) == (ep, bs, lr), ds
+        assert (t.N_LOCAL_PROMPTS, t.CHECKPOINTING_SEGMENTS, t.EVAL_FREQ) == (n, seg, freq), ds
+        assert (t.N_GLOBAL_PROMPTS, t.TOPK, t.PREC, t.EVAL_OOD) == (3, 10, "amp", ds == "imagenet"), ds
+        assert (cfg.OPTIM.NAME, cfg.OPTIM.MOMENTUM, cfg.OPTIM.WEIGHT_DECAY, cfg.OPTIM.WARMUP_EPOCH) == \
+            ("sgd", 0.9, 0.01, 0)
+        assert cfg.DATASET.FEWSHOT_SAMPLER == "stratified_proportional" and cfg.DATASET.NUM_SHOTS == 16
+        assert cfg.DATASET.FGVC_TRAIN_SPLIT == ("trainval" if ds == "fgvc_aircraft" else "train")
+        assert (cfg.DATALOADER.TEST.BATCH_SIZE, cfg.TEST.FINAL_MODEL, cfg.MODEL.BACKBONE.NAME) == \
+            (256, "last_step", "ViT-B/16")
 
 
 def test_coop_scripts(run):

@@ -122,3 +122,30 @@ def test_maple_and_cocoop_through_scripts(sweep, method, trainer, folder):
     text = log.read_text()
     assert "SUBSAMPLE NEW CLASSES!" in text and re.search(r"\* accuracy: [\d.]+%", text)
     assert 'model.pth.tar-2" (epoch = 2)' in text
+
+
+def test_sotglp_few_shot_and_ood_through_scripts(sweep):
+    """SOT-GLP through its scripts: few-shot on the base classes, then OOD detection with the held-out (new)
+    classes as the OOD set; the logs' result, accuracy_global/local and OOD lines reach extract_log's tables."""
+    import extract_log
+
+    opts = ["DATASET.SUBSAMPLE_CLASSES", "base", "DATALOADER.TRAIN_X.BATCH_SIZE", "4"]
+    sweep["run"]("sotglp/few_shot.sh", "oxford_pets", "1", *opts)
+    sweep["run"]("sotglp/eval_ood.sh", "1", *opts, "TRAINER.SOTGLP.OOD_DATASETS", "['held_out_classes']",
+                 SOURCE="oxford_pets")
+    out = sweep["out"] / "output"
+    run_dir = out / "oxford_pets" / "SOTGLP" / "oxford_pets_16shots" / "seed1"
+    state = torch.load(run_dir / "SOTGLP" / "model.pth.tar-2", weights_only=False)["state_dict"]
+    assert set(state) == {"prompt_learner.global_prompt", "prompt_learner.local_prompts",
+                          "prompt_learner.local_proj.weight"}
+    assert re.search(r"\* accuracy_local: [\d.]+%", (run_dir / "log.txt").read_text())
+    ood_log = (out / "evaluation" / "SOTGLP" / "oxford_pets_ood" / "seed1" / "log.txt").read_text()
+    assert 'model.pth.tar-2" (epoch = 2)' in ood_log and "=> OOD result (ID: OxfordPets, score: GL-MCM" in ood_log
+    _, summary = extract_log.extract(str(sweep["out"]))
+    rows = summary[summary["trainer"] == "SOTGLP"]
+    few = rows[(rows["protocol"] == "fewshot") & (rows["dataset"] == "oxford_pets")]
+    assert len(few) == 1 and 0 <= few.iloc[0]["acc"] <= 100
+    ood = rows[rows["protocol"] == "ood"].set_index("dataset")
+    assert {"held-out classes", "average"} <= set(ood.index)
+    fpr = float(re.search(r"\* held-out classes: FPR95 ([\d.]+)%", ood_log).group(1))
+    assert ood.loc["held-out classes", "fpr95"] == pytest.approx(fpr)

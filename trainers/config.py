@@ -114,5 +114,39 @@ def extend_cfg(cfg):
     cfg.TRAINER.ALIGN = _align_node()
     cfg.TRAINER.MMP = _align_node()
 
+    # SOT-GLP (Deniz2304988/SOT-GLP: sot-glp/train_sot_glp.py flags, run_*.sh values; released defaults)
+    t = cfg.TRAINER.SOTGLP = CN()
+    t.N_CTX = 4  # context tokens (the template "A photo of a {}")
+    t.CTX_INIT = "a photo of a"  # every global prompt starts as these embeddings
+    t.N_GLOBAL_PROMPTS = 3  # --n_global_prompts (run_*.sh; eval_imagenet.sh / GalLoP: 4)
+    t.N_LOCAL_PROMPTS = 4  # --n_local_prompts (per dataset: configs/trainers/SOTGLP/<dataset>.yaml)
+    t.LOCAL_INIT = "random"  # random (Xavier-uniform) | gram (orthonormal x 0.001)
+    t.TOPK = 10  # max(--topk): patches kept per image and class
+    t.OT_EPS = 0.1  # entropic regularisation (hard-coded upstream)
+    t.OT_MAX_ITER = 100  # Sinkhorn iteration cap (hard-coded upstream)
+    t.OT_THRESH = 0.01  # upstream stop rule: mean |r - r_prev| over the batch's problems
+    t.OT_STOP_RULE = "upstream"  # upstream | tol (each problem until its row-marginal L1 error < OT_TOL)
+    t.OT_TOL = 1e-6  # OT_STOP_RULE tol only
+    t.OT_PLAN = "sinkhorn"  # sinkhorn | uniform (PLOT issue #6 ablation: T = 1 / (k N))
+    t.LOCAL_SCORE_NORM = "mean_over_prompts"  # released <T, S> / N | sum (PLOT's <T, S>)
+    t.GLOBAL_DROPOUT_P = 0.75  # --global_dropout_p: keeps max(G - floor(p G), 1) random prompts per sample
+    t.USE_GLOBAL_LOSS = True
+    t.USE_LOCAL_LOSS = True
+    t.LEARN_LOCAL_PROJ = True  # False: projection-free (local_proj frozen at the identity)
+    t.LEARN_GLOBAL_PROMPT = True
+    t.LEARN_LOCAL_PROMPTS = True
+    t.V2V_START_LAYER = 0  # first dual-path block (0: all, as released; 6 of 12: CLIP Surgery)
+    t.V2V_FIRST_LAYER_ALIAS = True  # released: x_res = x_s + ori_s + sum vv; False: x_s + sum vv
+    t.OOD_METHOD = "GL-MCM"  # GL-MCM | MCM | L-MCM (--ood_method)
+    t.OOD_TEMP = 1000.0  # --ood_temp_scale (GalLoP: 1)
+    t.EVAL_OOD = False  # OOD evaluation after the final test (ImageNet config: True)
+    # Project key: OOD sets (datasets/ood.py names: iNaturalist, SUN, Places, Textures; or
+    # "held_out_classes": the source's new classes, with DATASET.SUBSAMPLE_CLASSES base); empty = ImageNet's four
+    t.OOD_DATASETS = []
+    t.EVAL_FREQ = 10  # --eval_freq: test every EVAL_FREQ epochs (and after the last); 0 = last only
+    t.CHECKPOINTING_SEGMENTS = 0  # --checkpointing_segments of the text encoder (0: off)
+    t.CLASS_CHUNK = 0  # Project key: classes per text-encoder call and per local-similarity block (0: all)
+    t.PREC = "amp"  # --use_fp16: autocast fp16 + GradScaler on CUDA (bf16 autocast on a CPU) | fp32 | bf16 | fp16
+
     extend_dataset_cfg(cfg)
     return cfg

@@ -61,22 +61,35 @@ def run_blocks(transformer, x: torch.Tensor, attn_mask=None, replace=None, start
 
     ``replace(i, x) -> x`` runs before block ``i`` (deep prompt replacement). With open_clip's
     ``grad_checkpointing`` set (``model.set_grad_checkpointing()``) each block is checkpointed while gradients
-    are recorded.
+    are recorded; a set ``transformer.checkpoint_blocks`` (see :func:`checkpoint_segments`) restricts that to
+    the blocks it holds.
     """
     batch_first = getattr(transformer, "batch_first", True)
     ckpt = getattr(transformer, "grad_checkpointing", False) and torch.is_grad_enabled()
+    only = getattr(transformer, "checkpoint_blocks", None)
     blocks = transformer.resblocks
     stop = len(blocks) if stop is None else stop
     for i in range(start, stop):
         if replace is not None:
             x = replace(i, x)
         h = x if batch_first else x.transpose(0, 1)
-        if ckpt:
+        if ckpt and (only is None or i in only):
             h = checkpoint(blocks[i], h, None, None, attn_mask, use_reentrant=False)
         else:
             h = blocks[i](h, attn_mask=attn_mask)
         x = h if batch_first else h.transpose(0, 1)
     return x
+
+
+def checkpoint_segments(transformer, segments: int):
+    """Gradient checkpointing of the blocks ``i`` with ``i % (n_blocks // segments) == 0`` (GalLoP / SOT-GLP
+    ``models/prompted_transformers.py``, ``--checkpointing_segments``); 0 turns it off."""
+    n = len(transformer.resblocks)
+    if segments < 0:
+        raise ValueError(f"checkpointing segments must be >= 0, got {segments}")
+    transformer.grad_checkpointing = segments > 0
+    step = max(n // segments, 1) if segments > 0 else 1
+    transformer.checkpoint_blocks = frozenset(i for i in range(n) if i % step == 0) if segments > 0 else None
 
 
 class TextEncoder(nn.Module):

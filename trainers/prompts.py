@@ -127,7 +127,9 @@ class ClassTokens(nn.Module):
     ``position`` (CoOp's ``CLASS_TOKEN_POSITION``, one set only): ``end`` | ``middle`` | ``front``.
 
     Buffers (rebuilt for the classes at hand, never stored in checkpoints): ``prefix [C, S, 1, D_t]`` (SOS),
-    ``suffix [C, S, L - 1 - n, D_t]``, ``eot [C, S]`` (EOT positions).
+    ``suffix [C, S, L - 1 - n, D_t]``, ``eot [C, S]`` (EOT positions). With a single prefix (S = 1) the
+    tokens are shared by every prompt set of a ``sets > 1`` context (expanded, not copied: SOT-GLP's
+    C x (G + N) prompts of one class differ only in their context).
     """
 
     def __init__(self, clip_model, classnames: Sequence[str], prefixes: Sequence[str], n_ctx: int,
@@ -172,7 +174,7 @@ class ClassTokens(nn.Module):
         has_class_axis = ctx.dim() - 3 - prompts.per_image == 1
         ctx = ctx[..., classes, :, :, :] if has_class_axis else ctx.unsqueeze(-4)
         lead = ctx.shape[:-4]
-        shape = (*lead, prefix.shape[0], prefix.shape[1])
+        shape = (*lead, prefix.shape[0], max(prefix.shape[1], ctx.shape[-3]))  # one token set can serve all S
         ctx = ctx.expand(*shape, *ctx.shape[-2:])
         if self.position != "end":
             return self._embed_around_name(prefix, ctx, suffix, classes), eot

@@ -6,7 +6,8 @@
 #   3. IVLP: train on base (16 shots), test on new   (scripts/ivlp/base2new_{train,test}.sh);
 #   4. Prompt-OT: train on base, test on base + new  (scripts/promptot/base2new_{train,test}.sh);
 #   5. ALIGN: train on base, test on new              (scripts/align/base2new_{train,test}.sh);
-#   6. tabulate with extract_log.py (Base / New / HM).
+#   6. SOT-GLP: 16 shots on the base classes; OOD detection against the new classes (scripts/sotglp/*.sh);
+#   7. tabulate with extract_log.py (Base / New / HM).
 # Finished runs are skipped (the scripts' own rule): delete $OUT_DEMO (default output/demo/runs) to rerun.
 # Environment: PY (python), DATA_DEMO (data root, default output/demo/data), OUT_DEMO, SEED_DEMO (default 1).
 set -euo pipefail
@@ -29,7 +30,7 @@ START=$(date +%s)
 
 step() {
     echo
-    echo "== [$1/6] $2   (elapsed $(( $(date +%s) - START )) s)"
+    echo "== [$1/7] $2   (elapsed $(( $(date +%s) - START )) s)"
 }
 
 mkdir -p "$DATA" "$OUT"
@@ -63,7 +64,17 @@ step 5 "ALIGN ($ALIGN_EPOCHS epochs): train on the base classes, evaluate on the
 )
 # ------------------------------------------------------------------------------------------------------------
 
-step 6 "Results (extract_log.py $OUT)"
+
+# --- SOT-GLP stage (self-contained): few-shot on the 20 base classes, then OOD detection with the 20 held-out
+# (new) classes' test images as the OOD set (TRAINER.SOTGLP.OOD_DATASETS held_out_classes); ID = base test images.
+step 6 "SOT-GLP: 16 shots on the base classes, then OOD detection (OOD = the held-out new classes)"
+SOTGLP_DEMO=(DATASET.SUBSAMPLE_CLASSES base)
+bash scripts/sotglp/few_shot.sh "$DS" "$SEED" "${COMMON[@]}" "${SOTGLP_DEMO[@]}"
+SOURCE=$DS bash scripts/sotglp/eval_ood.sh "$SEED" "${COMMON[@]}" "${SOTGLP_DEMO[@]}" \
+    TRAINER.SOTGLP.OOD_DATASETS "['held_out_classes']"
+# --- end of the SOT-GLP stage
+
+step 7 "Results (extract_log.py $OUT)"
 $PY extract_log.py "$OUT" --output_path "$OUT/tables" --overwrite
 echo
 echo "== Done in $(( $(date +%s) - START )) s. Logs under $OUT; tables in $OUT/tables."
