@@ -95,7 +95,7 @@ def test_other_solvers_agree_with_emd(make_cfg, root, tmp_path, solver, extra):
     batch = a_batch(emd)
     _, s_emd, _ = emd.compute_loss(batch["img"], batch["label"])
     _, s_other, _ = other.compute_loss(batch["img"], batch["label"])
-    assert float(s_other["loss_ot"]) == pytest.approx(float(s_emd["loss_ot"]), rel=2e-2, abs=1e-4)
+    assert s_other["loss_ot"].item() == pytest.approx(s_emd["loss_ot"].item(), rel=2e-2, abs=1e-4)
 
 
 def test_gradient_flows_through_cost_only(make_cfg, root, tmp_path):
