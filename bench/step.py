@@ -155,6 +155,9 @@ def main(argv=None):
                                                     "to fp32 on CPU)")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                         help="config overrides for every run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every (trainer, backbone) this many times in alternation and keep the fastest "
+                             "median (a busy machine slows single runs unevenly)")
     parser.add_argument("--json", default="")
     parser.add_argument("--child", nargs=2, metavar=("TRAINER", "BACKBONE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -169,8 +172,13 @@ def main(argv=None):
     rows = []
     for backbone in args.backbone:
         ref = None
+        runs = {t: [] for t in args.trainer}
+        for _ in range(args.rounds):
+            for trainer_name in args.trainer:
+                runs[trainer_name].append(run_child(trainer_name, backbone, args))
         for trainer_name in args.trainer:
-            res = run_child(trainer_name, backbone, args)
+            res = min(runs[trainer_name], key=lambda r: r["median_step_s"])
+            res["rounds"] = args.rounds
             ref = ref or res
             res["time_ratio"] = res["median_step_s"] / ref["median_step_s"]
             res["mem_ratio"] = res["peak_mem_mb"] / ref["peak_mem_mb"]
