@@ -110,7 +110,8 @@ def test_extract_log_tabulates_the_sweep(sweep):
 
 
 @pytest.mark.parametrize("method,trainer,folder", [("maple", "MaPLe", "MultiModalPromptLearner"),
-                                                   ("cocoop", "CoCoOp", "prompt_learner")])
+                                                   ("cocoop", "CoCoOp", "prompt_learner"),
+                                                   ("align", "ALIGN", "MultiModalPromptLearner")])
 def test_maple_and_cocoop_through_scripts(sweep, method, trainer, folder):
     sweep["run"](f"{method}/base2new_train.sh", "oxford_pets", "1")
     sweep["run"](f"{method}/base2new_test.sh", "oxford_pets", "1")

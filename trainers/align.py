@@ -35,6 +35,18 @@ OVERRIDE_EPOCHS = {1: 30, 2: 50, 4: 50}
 IMAGENET_EPOCHS = 20
 
 
+def class_groups(lengths, chunk):
+    """Classes ``0 .. C-1`` in batches of at most ``chunk`` with one token-set length each (sorted by length), so
+    that the token-level batches carry no padding: each class is its own upstream call, whatever its batch."""
+    groups = []
+    for c in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if groups and len(groups[-1]) < chunk and lengths[groups[-1][0]] == lengths[c]:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return groups
+
+
 class ALIGNCLIP(PromptedCLIP):
     """``PromptedCLIP`` scored by ALIGN's two-level optimal transport: ``forward(images) -> logits [B, C]``."""
 
@@ -100,12 +112,16 @@ class ALIGNCLIP(PromptedCLIP):
             B, M, P, _ = x.shape
             C, N = classes.lengths.shape
             chunk = self.token_chunk(B, M * N, P, max(classes.class_lengths))
-            terms = []
-            for c0 in range(0, C, chunk):
-                length = max(classes.class_lengths[c0:c0 + chunk])
-                terms.append(token_level(x, classes.tokens[c0:c0 + chunk, :, :length],
-                                         classes.lengths[c0:c0 + chunk], s, self._ot_dtype()))
-            term = torch.cat(terms, dim=1)
+            terms, order = [], []
+            for group in class_groups(classes.class_lengths, chunk):
+                idx = torch.tensor(group, device=x.device)
+                length = classes.class_lengths[group[-1]]
+                terms.append(token_level(x, classes.tokens[idx, :, :length], classes.lengths[idx], s,
+                                         self._ot_dtype()))
+                order += group
+            inverse = torch.empty(C, dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(C)
+            term = torch.cat(terms, dim=1)[:, inverse.to(x.device)]
         return prompt_level(s_g, term, self.logit_scale.exp(), s, self._ot_dtype())
 
     def forward(self, images, text_features=None, class_chunk: int = 0):
