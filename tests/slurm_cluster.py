@@ -73,13 +73,35 @@ class Cluster:
             states[fields.get("JobId")] = fields.get("JobState")
         return states
 
+    def _processes(self):
+        """PIDs of every process of this cluster: its daemons, step daemons and jobs carry its SLURM_CONF."""
+        mark = f"SLURM_CONF={self.env['SLURM_CONF']}".encode()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
+                try:
+                    with open(f"/proc/{entry}/environ", "rb") as f:
+                        if mark in f.read().split(b"\0"):
+                            pids.append(int(entry))
+                except OSError:
+                    pass
+        return pids
+
     def stop(self):
-        for pidfile in ("slurmd.pid", "slurmctld.pid", "munge/munged.pid"):
+        """Cancel what still runs, stop the daemons; whatever of this cluster is left after 5 s is killed."""
+        subprocess.run(["scancel", "--user=root"], env=self.env, capture_output=True, timeout=60)
+        for pid in self._processes():
             try:
-                with open(os.path.join(self.dir, pidfile)) as f:
-                    pid = int(f.read().strip())
                 os.kill(pid, 15)
-            except (OSError, ValueError):
+            except OSError:
+                pass
+        deadline = time.time() + 5
+        while self._processes() and time.time() < deadline:
+            time.sleep(0.2)
+        for pid in self._processes():
+            try:
+                os.kill(pid, 9)
+            except OSError:
                 pass
 
 

@@ -15,7 +15,7 @@ import slurm_cluster
 from conftest import REPO
 from miniworld.write import write_miniworld
 
-FAST = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+FAST = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0",
         "DATALOADER.TEST.BATCH_SIZE", "64", "TRAIN.PRINT_FREQ", "1"]
 CFG = "vit_b16_c2_ep20_batch4_4+4ctx"
 
@@ -90,7 +90,9 @@ def test_slurm_array_sweep_2_datasets_x_2_seeds_then_the_table(cluster, data, tm
 
 
 def test_preempted_task_checkpoints_requeues_and_matches_an_uninterrupted_run(cluster, data, tmp_path):
-    more = ["--datasets", "miniworld", "--seeds", "1", "OPTIM.MAX_EPOCH", "3"]
+    """USR1 to the running array task (as ``--signal=B:USR1@<s>`` sends it): checkpoint, requeue, resume."""
+    # 6 epochs of 20 batches: the notice lands during training however fast or loaded the machine is
+    more = ["--datasets", "miniworld", "--seeds", "1", "OPTIM.MAX_EPOCH", "6", "DATALOADER.TRAIN_X.BATCH_SIZE", "1"]
     # the uninterrupted run: the same task, run locally
     ref = tmp_path / "ref"
     env = dict(os.environ, DATA=data, OUTPUT=str(ref), PYTHONUNBUFFERED="1")
@@ -100,7 +102,7 @@ def test_preempted_task_checkpoints_requeues_and_matches_an_uninterrupted_run(cl
     jobs = submit(cluster, data, out, *more)
     train_log = osp.join(run_dir(out, "train_base", "miniworld", 1), "log.txt")
     deadline = time.time() + 600
-    while not (osp.exists(train_log) and "epoch [2/3] batch [2/" in open(train_log).read()):
+    while not (osp.exists(train_log) and "epoch [2/6] batch [2/" in open(train_log).read()):
         assert time.time() < deadline, "the array task did not reach epoch 2"
         time.sleep(0.2)
     cluster.run("scancel", "--batch", "--signal=USR1", f"{jobs[0]}_0")  # what --signal=B:USR1@<s> sends
@@ -108,18 +110,22 @@ def test_preempted_task_checkpoints_requeues_and_matches_an_uninterrupted_run(cl
     def no_requeue_delay(states):  # Slurm holds a requeued job for a while (BeginTime): release it now
         for job, state in states.items():
             if state == "PENDING" and "BeginTime" in cluster.run("scontrol", "show", "job", job, check=False):
-                cluster.run("scontrol", "update", f"JobId={job}", "BeginTime=now", check=False)
+                cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
 
     states = wait_for(cluster, jobs, 900, on_pending=no_requeue_delay)
     assert set(states.values()) == {"COMPLETED"}, states
     task_log = open(out / "output" / "slurm_logs" / f"ivlp-base2new-{jobs[0]}_0.out").read()
-    assert "Stopped on SIGUSR1 after epoch 2" in task_log and "requeueing job" in task_log
-    assert "(restart 1)" in task_log and "Resuming epoch 2 after batch" in task_log
+    slurmd_log = open(osp.join(cluster.dir, "slurmd.log")).read()[-3000:]
+    stop = re.search(r"Stopped on SIGUSR1 after epoch (\d) batch (\d+)/20", task_log)
+    assert stop and "requeueing job" in task_log and "(restart 1)" in task_log, task_log + slurmd_log
+    if stop.group(2) != "20":
+        assert f"Resuming epoch {stop.group(1)} after batch {stop.group(2)} (preemption checkpoint)" in task_log
     assert local.wait(timeout=600) == 0
-    name = "VLPromptLearner/model.pth.tar-3"
+    name = "VLPromptLearner/model.pth.tar-6"
     a = torch.load(osp.join(run_dir(out, "train_base", "miniworld", 1), name), weights_only=False)["state_dict"]
     b = torch.load(osp.join(run_dir(ref, "train_base", "miniworld", 1), name), weights_only=False)["state_dict"]
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     for split in ("train_base", "test_new"):
         assert accuracy(run_dir(out, split, "miniworld", 1)) == accuracy(run_dir(ref, split, "miniworld", 1))
-    print("requeue test: preempted at epoch 2, requeued once, final prompts and accuracies identical")
+    print(f"requeue test: preempted in epoch {stop.group(1)} after batch {stop.group(2)}/20, requeued once; "
+          "final prompts and accuracies identical to the uninterrupted run")
