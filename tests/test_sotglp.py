@@ -459,3 +459,35 @@ def test_bench_eval_batched_equals_upstream_loop():
 
     row = run(B=2, C=5, P=20, N=2, repeat=1)
     assert row["max_abs_logit_diff"] < 1e-5 and row["loop_images_timed"] == 2
+
+
+def test_gram_init_and_prompt_dropout():
+    """``LOCAL_INIT gram``: per class and token, N orthonormal vectors x 0.001; prompt dropout keeps
+    max(G - floor(p G), 1) prompts per sample and averages their logits."""
+    from trainers.sotglp_model import SOTGLPPromptLearner, dropout_global_logits
+
+    m = clip.load_clip_to_cpu("tiny").float()
+    pl = SOTGLPPromptLearner(m, ["a", "b", "c"], 4, "a photo of a", 2, 3, local_init="gram")
+    v = pl.local_prompts.detach().permute(0, 2, 1, 3)  # [C, n, N, D]
+    assert_close(v @ v.transpose(-1, -2), 1e-6 * torch.eye(3).expand(3, 4, 3, 3), 1e-10)
+    g = torch.randn(5, 7, 4)
+    for p, kept in ((0.75, 1), (0.5, 2), (0.0, 4)):
+        torch.manual_seed(3)
+        out = dropout_global_logits(g, p)
+        torch.manual_seed(3)
+        idx = torch.randint(0, 4, (5, kept))
+        assert_close(out, torch.stack([g[b][:, idx[b]].mean(-1) for b in range(5)]), 1e-7)
+
+
+def test_periodic_evaluation_and_last_epoch_result(make_cfg, root, tmp_path):
+    """``EVAL_FREQ 1`` over 2 epochs: a test after epoch 1, the final test after training (the result)."""
+    from extract_log import parse_log_text
+
+    tr = build(make_cfg, root, tmp_path, **{"TRAINER.SOTGLP.EVAL_FREQ": 1, "OPTIM.MAX_EPOCH": 2})
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tr.train()
+    text = out.getvalue()
+    assert text.count("=> result") == 2 and text.index("=> result") < text.index("Finish training")
+    assert text.count("* accuracy_global:") == 2 and "=> OOD result" not in text
+    assert parse_log_text(text).epoch == 2
