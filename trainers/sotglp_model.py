@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .encoders import checkpoint_segments
+from .encoders import _project, checkpoint_segments
 from .optimal_transport import sinkhorn
 from .prompted_clip import PromptedCLIP, normalize
 from .prompts import ClassTokens, PromptLearner, Prompts, context_init
@@ -217,7 +217,7 @@ class SOTGLPCLIP(PromptedCLIP):
         cls, patches = self._trunk(images)
         proj = self.image_encoder.visual.proj
         local = self.prompt_learner.local_proj(patches.to(self.prompt_learner.local_proj.weight.dtype))
-        return normalize(cls @ proj), normalize(local.to(proj.dtype) @ proj)
+        return normalize(_project(cls, proj)), normalize(_project(local.to(patches.dtype), proj))
 
     def outputs(self, images, t_global, t_local, class_chunk: int = 0, need_score: bool = True):
         """:class:`SOTGLPOutputs` of ``images`` against the class features (``need_score=False``: no top-k /
