@@ -4,10 +4,16 @@ generalisation) and FPR95 / AUROC (OOD), averaged over seeds.
 
 Usage::
 
-    python extract_log.py OUTPUT_ROOT [--output_path DIR] [--plot] [--overwrite]
+    python extract_log.py OUTPUT_ROOT [--output_path DIR] [--plot] [--overwrite] [--provenance] [--compare [CSV]]
     python extract_log.py --save_patch OUTPUT_ROOT --output_path DIR      # upstream extract_log_3.py form
 
-From Python: ``long_df, summary_df = extract(root)``.
+From Python: ``long_df, summary_df = extract(root, provenance=False, compare=None)``.
+
+Provenance: each run directory's ``provenance.json`` (written by ``train.py``) gives the commit, wall time and
+peak memory of the run that wrote the log used (``--provenance`` adds them as columns) and its config; a warning
+names every row whose seeds come from different commits, or whose runs of one split differ in config keys.
+``--compare`` adds the published base-to-novel numbers of ``configs/published/base2new.csv`` (or CSV) beside ours.
+A log skipped for want of a result is reported with what its run's record says (died, still running, terminated, ...).
 
 Layouts recognised below OUTPUT_ROOT (anything in front of them, e.g. ``output10.0/``, becomes the ``exp`` column, so
 several sweeps under one root stay apart):
@@ -70,6 +76,10 @@ from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
+from sweep.finished import (
+    EPOCH_RE, LOG_NAME_RE, NotFinished, locate_result, result_items, to_percent, valid_accuracy,
+)
+
 __all__ = ["extract", "collect_runs", "summarize", "parse_log_text", "parse_run_path", "harmonic_mean",
            "format_markdown", "plot_summary", "write_outputs", "main", "LogWarning", "SkippedLog"]
 
@@ -94,6 +104,14 @@ SUMMARY_COLUMNS = GROUP_KEYS + [
     "fpr95", "fpr95_std", "auroc", "auroc_std",
     "n_datasets",
 ]
+# --provenance: from each run directory's provenance.json (written by train.py), the segment that wrote the log used
+PROVENANCE_FILE = "provenance.json"
+PROVENANCE_COLUMNS = ["commit", "dirty", "wall_time_s", "peak_rss_mb", "peak_cuda_mb"]
+SUMMARY_PROVENANCE_COLUMNS = ["commits", "wall_time_s", "peak_rss_mb", "peak_cuda_mb"]
+NOT_COMPARED = {"SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT"}  # config keys that may differ between seeds
+# --compare: published base-to-novel numbers (Base / New / HM, with their sources)
+PUBLISHED_B2N = osp.join(osp.dirname(osp.abspath(__file__)), "configs", "published", "base2new.csv")
+COMPARE_COLUMNS = ["pub_base", "pub_new", "pub_hm", "d_base", "d_new", "d_hm", "pub_flag", "pub_source"]
 OUTPUT_NAMES = {"long": "results_long.csv", "summary": "results_summary.csv", "markdown": "results_summary.md",
                 "plot": "results.png"}
 MANIFEST_NAME = ".extract_log_manifest.json"
@@ -110,19 +128,12 @@ PER_DATASET_CFG = "{dataset}"
 SOURCE_SUFFIX = " (source)"
 SPLIT_PREFIX = {"base": "base", "new": "new", "all": "acc", "id": "acc"}  # "ood" rows feed fpr95/auroc
 
-LOG_NAME_RE = re.compile(r"^log\.txt(?:-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}))?$")
 SEED_RE = re.compile(r"^seed(\d+)$")
 SHOTS_DIR_RE = re.compile(r"^shots_(\d+)$")
 CFG_SHOTS_RE = re.compile(r"^(.*)_(\d+)shots$")
 B2N_SPLIT_RE = re.compile(r"^(train|test)_\w+$")
 BATCH_RE = re.compile(r"batch(\d+)")
 
-EPOCH_RE = re.compile(r"^epoch \[(\d+)/(\d+)\]")  # new (space-separated) and old (tab-separated) train lines
-FINISH_LINES = ("Finish training", "Finished training")
-TRAIN_MARKERS = ("No checkpoint found, train from scratch", "Found checkpoint at ")
-RESULT_HEADER = "=> result"
-ITEM_RE = re.compile(r"^\* (\w+): (.*)$")
-PERCENT_RE = re.compile(r"^([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)%$")
 COUNT_RE = re.compile(r"^\d[\d,]*$")
 LOAD_RES = (
     re.compile(r'^Loading weights to \S+ from ".*" \(epoch = (\d+)\)'),  # CoOp-family load_model
@@ -174,8 +185,7 @@ class LogResult:
 
 def _to_percent(value: Optional[str]) -> Optional[float]:
     """``"82.5%"`` -> 82.5; None when absent or malformed."""
-    m = PERCENT_RE.match(value.strip()) if value is not None else None
-    return float(m.group(1)) if m else None
+    return to_percent(value)
 
 
 def _to_count(value: Optional[str]) -> Optional[int]:
@@ -190,14 +200,9 @@ def parse_result_block(lines: List[str], header: int) -> Optional[Dict]:
 
     Returns a dict (accuracy, error, macro_f1, total, correct) or None when the block has no valid accuracy.
     """
-    items = {}
-    for line in lines[header + 1:]:
-        m = ITEM_RE.match(line)
-        if not m:
-            break
-        items.setdefault(m.group(1), m.group(2))
-    accuracy = _to_percent(items.get("accuracy"))
-    if accuracy is None or not 0.0 <= accuracy <= 100.0:
+    items = result_items(lines, header)
+    accuracy = valid_accuracy(items)
+    if accuracy is None:
         return None
     return {"accuracy": accuracy, "error": _to_percent(items.get("error")),
             "macro_f1": _to_percent(items.get("macro_f1")),
@@ -245,27 +250,24 @@ def result_epoch(lines: List[str], start: int, header: int, kind: str) -> Option
 
 
 def parse_log_text(text: str) -> LogResult:
-    """Return the final result of a Dassl log; raise :class:`SkippedLog` when there is none."""
+    """Return the final result of a Dassl log; raise :class:`SkippedLog` when there is none.
+
+    Whether a log is finished is decided by :func:`sweep.finished.locate_result`, the rule the scripts use.
+    """
     lines = [line.strip() for line in text.splitlines()]
-    finish = [i for i, line in enumerate(lines) if line in FINISH_LINES]
     epoch_lines = [m for m in map(EPOCH_RE.match, lines) if m]
-    is_train = bool(finish or epoch_lines or any(line.startswith(TRAIN_MARKERS) for line in lines))
-    if is_train and not finish:
-        raise SkippedLog("training log without 'Finish training' (truncated or still running)")
-    start = finish[-1] if finish else 0
-    headers = [i for i in range(start, len(lines)) if lines[i] == RESULT_HEADER]
-    if not headers:
-        raise SkippedLog("no '=> result' block" + (" after 'Finish training'" if is_train else ""))
-    block = parse_result_block(lines, headers[-1])
-    if block is None:
-        raise SkippedLog("last '=> result' block has no valid '* accuracy:' line (truncated or malformed)")
+    try:
+        is_train, start, header = locate_result(lines)
+    except NotFinished as e:
+        raise SkippedLog(str(e)) from None
+    block = parse_result_block(lines, header)
     kind = "train" if is_train else "eval"
     ood_headers = [i for i in range(start, len(lines)) if lines[i].startswith(OOD_HEADER)]
     return LogResult(
         kind=kind, **block,
-        epoch=result_epoch(lines, start, headers[-1], kind),
+        epoch=result_epoch(lines, start, header, kind),
         max_epoch=int(epoch_lines[-1].group(2)) if epoch_lines else None,
-        elapsed=_last_match([ELAPSED_RE], lines[headers[-1]:]),
+        elapsed=_last_match([ELAPSED_RE], lines[header:]),
         subsample=(_last_match(SUBSAMPLE_RES, lines) or "").lower() or None,
         ood=parse_ood_block(lines, ood_headers[-1]) if ood_headers else [],
     )
@@ -370,8 +372,26 @@ def resolve_split(info: Dict, result: LogResult) -> str:
     return info["path_split"]
 
 
-def read_logs(dirpath: str, logs: List[str], info: Dict) -> Dict[str, Tuple[str, LogResult]]:
-    """Parse every log of a run directory; per split keep the newest usable one (warn about unusable ones)."""
+def run_fate(segment: Optional[Dict]) -> str:
+    """What the provenance record says about the run that wrote a log without a result ("" without a record)."""
+    if not segment:
+        return ""
+    from dassl.utils.provenance import segment_state  # imports torch: only for logs without a result
+
+    state = segment_state(segment)
+    where = f"pid {segment.get('pid')} on {segment.get('host')}, started {segment.get('start_time')}"
+    fates = {"died": f"the run died without a word ({where})", "running": f"the run is still going ({where})",
+             "running?": f"the run ran on another host and never finished there ({where})",
+             "terminated": f"the run was stopped by SIGTERM at {segment.get('end_time')}",
+             "interrupted": f"the run was interrupted (Ctrl-C) at {segment.get('end_time')}",
+             "failed": f"the run failed: {segment.get('error')}"}
+    return f"; provenance: {fates.get(state, state)}"
+
+
+def read_logs(dirpath: str, logs: List[str], info: Dict,
+              segments: Optional[Dict[str, Dict]] = None) -> Dict[str, Tuple[str, LogResult]]:
+    """Parse every log of a run directory; per split keep the newest usable one (warn about unusable ones, with
+    what the run's provenance record says about them)."""
     winners = {}
     for name in logs:  # oldest first, so later ones replace earlier ones
         path = osp.join(dirpath, name)
@@ -379,7 +399,7 @@ def read_logs(dirpath: str, logs: List[str], info: Dict) -> Dict[str, Tuple[str,
             with open(path, encoding="utf-8", errors="replace") as f:
                 result = parse_log_text(f.read())
         except (OSError, SkippedLog) as exc:
-            warn(f"skipping {path}: {exc}")
+            warn(f"skipping {path}: {exc}{run_fate((segments or {}).get(name))}")
             continue
         winners[resolve_split(info, result)] = (name, result)
     return winners
@@ -394,11 +414,12 @@ def run_rows(dirpath: str, subdirs: List[str], logs: List[str], info: Dict) -> L
     """Long-table rows of one run directory: one per split, plus one per OOD set."""
     rows = []
     batch = BATCH_RE.search(info["cfg"])
-    for split, (name, res) in read_logs(dirpath, logs, info).items():
+    segments = read_provenance(dirpath)
+    for split, (name, res) in read_logs(dirpath, logs, info, segments).items():
         base = {k: v for k, v in info.items() if k != "path_split"}
         base.update(path=dirpath, file=name, copy=_copy_flag(info["cfg"], subdirs), epoch=res.epoch,
                     batch_size=int(batch.group(1)) if batch else None, kind=res.kind, max_epoch=res.max_epoch,
-                    elapsed=res.elapsed, n_logs=len(logs))
+                    elapsed=res.elapsed, n_logs=len(logs), **provenance_fields(segments.get(name)))
         rows.append({**base, "split": split, "accuracy": res.accuracy, "error": res.error,
                      "macro_f1": res.macro_f1, "total": res.total, "correct": res.correct})
         cfg = info["cfg"].replace(PER_DATASET_CFG, info["dataset"])
@@ -406,6 +427,73 @@ def run_rows(dirpath: str, subdirs: List[str], logs: List[str], info: Dict) -> L
             rows.append({**base, "protocol": "ood", "cfg": cfg, "dataset": ood_set, "split": "ood",
                          "fpr95": fpr95, "auroc": auroc})
     return rows
+
+
+def read_provenance(dirpath: str) -> Dict[str, Dict]:
+    """Log file name -> the (last) segment of ``provenance.json`` that wrote it; empty without a readable record."""
+    try:
+        with open(osp.join(dirpath, PROVENANCE_FILE)) as f:
+            segments = json.load(f).get("segments", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {seg["log"]: seg for seg in segments if isinstance(seg, dict) and seg.get("log")}
+
+
+def flatten(node, prefix="") -> Dict[str, str]:
+    """``{"OPTIM": {"LR": 0.1}}`` -> ``{"OPTIM.LR": "0.1"}`` (values as JSON text, comparable)."""
+    if not isinstance(node, dict):
+        return {prefix: json.dumps(node)}
+    out = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def provenance_fields(segment: Optional[Dict]) -> Dict:
+    """The long-table provenance columns of one run (None without a record) and its flattened config."""
+    if not segment:
+        return {}
+    git, memory = segment.get("git") or {}, segment.get("peak_memory_mb") or {}
+    return {"commit": git.get("commit"), "dirty": git.get("dirty"), "wall_time_s": segment.get("wall_time_s"),
+            "peak_rss_mb": memory.get("cpu_rss"), "peak_cuda_mb": memory.get("cuda_max_allocated"),
+            "run_config": flatten(segment.get("config") or {})}
+
+
+def _commit_label(commit, dirty) -> str:
+    return f"{commit[:10]}{'+dirty' if dirty else ''}"
+
+
+def _by_value(values: Dict[int, str]) -> str:
+    """``{1: "a", 2: "a", 3: "b"}`` -> ``"a (seeds 1,2); b (seed 3)"``."""
+    groups: Dict[str, List[int]] = {}
+    for seed, value in sorted(values.items()):
+        groups.setdefault(value, []).append(seed)
+    return "; ".join(f"{v} (seed{'s' if len(seeds) > 1 else ''} {_join(seeds)})" for v, seeds in groups.items())
+
+
+def warn_mixed_runs(long_df: pd.DataFrame) -> None:
+    """Warn when the seeds of one table row come from different commits, or (per split) from different configs.
+
+    Only runs with a provenance record take part; keys that name places or seeds (:data:`NOT_COMPARED`) are not
+    compared. The message names the row and, per differing key, which seeds had which value.
+    """
+    used = long_df[long_df["used"] & long_df["commit"].notna()]
+    for key, rows in used.groupby(GROUP_KEYS + ["dataset"], dropna=False, sort=False):
+        label = "/".join(v for v in (key[0], key[2], key[3]) if isinstance(v, str) and v) + f", {key[-1]}"
+        commits = {int(r.seed): _commit_label(r.commit, r.dirty) for r in rows.itertuples() if not pd.isna(r.seed)}
+        if len(set(commits.values())) > 1:
+            warn(f"{label}: the seeds come from different commits: {_by_value(commits)}")
+        for split, runs in rows.groupby("split", sort=False):
+            configs = {int(r.seed): r.run_config for r in runs.itertuples()
+                       if isinstance(r.run_config, dict) and not pd.isna(r.seed)}
+            keys = sorted({k for c in configs.values() for k in c} - NOT_COMPARED)
+            differ = [k for k in keys if len({c.get(k, "(absent)") for c in configs.values()}) > 1]
+            if differ:
+                details = "; ".join(f"{k}: {_by_value({s: c.get(k, '(absent)') for s, c in configs.items()})}"
+                                    for k in differ[:5])
+                more = f" (and {len(differ) - 5} more keys)" if len(differ) > 5 else ""
+                warn(f"{label} ({split}): the configs of the seeds differ in {', '.join(differ[:5])}{more}: "
+                     f"{details}")
 
 
 def mark_used(long_df: pd.DataFrame) -> pd.DataFrame:
@@ -424,13 +512,14 @@ def collect_runs(root: str) -> pd.DataFrame:
         rel = osp.relpath(dirpath, root)
         parts = [] if rel == "." else rel.split(os.sep)
         rows += run_rows(dirpath, subdirs, logs, parse_run_path(parts))
-    df = pd.DataFrame(rows, columns=[c for c in LONG_COLUMNS if c != "used"])
+    df = pd.DataFrame(rows, columns=[c for c in LONG_COLUMNS if c != "used"] + PROVENANCE_COLUMNS + ["run_config"])
     df = mark_used(df) if len(df) else df.assign(used=pd.Series(dtype=bool))
     for col in ("shots", "seed", "epoch", "max_epoch", "total", "correct", "batch_size", "n_logs"):
         df[col] = df[col].astype("Int64")
-    for col in ("accuracy", "error", "macro_f1", "fpr95", "auroc"):
+    for col in ("accuracy", "error", "macro_f1", "fpr95", "auroc", "wall_time_s", "peak_rss_mb", "peak_cuda_mb"):
         df[col] = df[col].astype(float)
-    return sort_table(df[LONG_COLUMNS], ["seed", "split", "file"])
+    df["dirty"] = df["dirty"].astype("boolean")
+    return sort_table(df[LONG_COLUMNS + PROVENANCE_COLUMNS + ["run_config"]], ["seed", "split", "file"])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -559,12 +648,101 @@ def summarize(long_df: pd.DataFrame) -> pd.DataFrame:
     return sort_table(summary[SUMMARY_COLUMNS], [])
 
 
-def extract(root: str) -> Tuple[pd.DataFrame, pd.DataFrame]:
-    """Walk ``root`` and return ``(long_df, summary_df)``; problems are reported as :class:`LogWarning`."""
+def summary_provenance(long_df: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """:data:`SUMMARY_PROVENANCE_COLUMNS` per dataset row: the commits of its runs, the wall time per seed (sum over
+    every run of the row: training and evaluation) averaged over seeds, the largest peak memory."""
+    runs = long_df.drop_duplicates(["path", "file"])
+    values = {}
+    for key, rows in runs.groupby(GROUP_KEYS + ["dataset"], dropna=False, sort=False):
+        commits = sorted({_commit_label(r.commit, r.dirty) for r in rows.itertuples() if isinstance(r.commit, str)})
+        per_seed = rows.groupby("seed")["wall_time_s"].sum(min_count=1)
+        values[key] = {"commits": " ".join(commits), "wall_time_s": per_seed.mean(),
+                       "peak_rss_mb": rows["peak_rss_mb"].max(), "peak_cuda_mb": rows["peak_cuda_mb"].max()}
+    empty = dict.fromkeys(SUMMARY_PROVENANCE_COLUMNS)
+    keys = summary[GROUP_KEYS + ["dataset"]].itertuples(index=False)
+    extra = pd.DataFrame([values.get(tuple(k), empty) for k in keys], columns=SUMMARY_PROVENANCE_COLUMNS,
+                         index=summary.index)
+    return pd.concat([summary, extra], axis=1)
+
+
+def extract(root: str, provenance: bool = False, compare: Optional[str] = None) -> Tuple[pd.DataFrame, pd.DataFrame]:
+    """Walk ``root`` and return ``(long_df, summary_df)``; problems are reported as :class:`LogWarning`.
+
+    ``provenance``: add the :data:`PROVENANCE_COLUMNS` (long) / :data:`SUMMARY_PROVENANCE_COLUMNS` (summary).
+    ``compare``: a published-numbers CSV (:data:`PUBLISHED_B2N`); adds :data:`COMPARE_COLUMNS` to the summary.
+    """
     if not osp.isdir(root):
         raise FileNotFoundError(f"output root not found: {root}")
+    published = read_published(compare) if compare else None  # a bad file stops before the walk
     long_df = collect_runs(root)
-    return long_df, summarize(long_df)
+    warn_mixed_runs(long_df)
+    long_df = long_df[LONG_COLUMNS + (PROVENANCE_COLUMNS if provenance else [])]
+    summary = summarize(long_df)
+    if provenance:
+        summary = summary_provenance(long_df, summary)
+    if compare:
+        summary = compare_published(summary, published)
+    return long_df, summary
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Published numbers
+
+def read_published(path: str) -> pd.DataFrame:
+    """The published-numbers CSV: one row per (trainer, dataset), the first one where the file has several."""
+    try:
+        table = pd.read_csv(path, comment="#", dtype={"trainer": str, "dataset": str, "source": str})
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read the published-numbers file {path}: {e}") from e
+    missing = [c for c in ("trainer", "dataset", "base", "new", "hm", "source") if c not in table.columns]
+    if missing:
+        raise ValueError(f"the published-numbers file {path} lacks the column(s) {', '.join(missing)}")
+    return table.drop_duplicates(["trainer", "dataset"], keep="first")
+
+
+def _known(pick, *values):
+    """``pick`` (min / max) of the values that are not missing; NaN when all are."""
+    known = [float(v) for v in values if not pd.isna(v)]
+    return pick(known) if known else math.nan
+
+
+def _off(diff: float, std: float, n) -> bool:
+    """A difference is marked when larger than twice our seed std, or than 1 point with one seed (or none known)."""
+    if pd.isna(diff):
+        return False
+    if n is None or pd.isna(n) or n < 2 or pd.isna(std):
+        return abs(diff) > 1.0
+    return abs(diff) > 2 * std
+
+
+def compare_published(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Add the published Base / New / HM of the same trainer and dataset, our value minus it, and the marks.
+
+    Base-to-novel rows only. ``Average`` rows are compared only when they average 11 datasets (the published
+    averages cover the 11 CoOp datasets); they have no seed std, so the 1-point rule applies. HM is marked with
+    the larger of the Base and New stds and the smaller seed count.
+    """
+    pub = published.set_index(["trainer", "dataset"])
+    rows = []
+    for _, r in summary.iterrows():
+        out = dict.fromkeys(COMPARE_COLUMNS)
+        key = (r["trainer"], r["dataset"])
+        comparable = r["protocol"] == "base2new" and key in pub.index and (
+            r["dataset"] != AVERAGE or r["n_datasets"] == 11)
+        if comparable:
+            p = pub.loc[key]
+            out.update(pub_base=float(p["base"]), pub_new=float(p["new"]), pub_hm=float(p["hm"]),
+                       pub_source=p["source"])
+            marks = []
+            for col, std, n in (("base", r["base_std"], r["base_n"]), ("new", r["new_std"], r["new_n"]),
+                                ("hm", _known(max, r["base_std"], r["new_std"]), _known(min, r["base_n"], r["new_n"]))):
+                diff = r[col] - out[f"pub_{col}"]
+                out[f"d_{col}"] = diff
+                if _off(diff, std, None if r["dataset"] == AVERAGE else n):
+                    marks.append(col)
+            out["pub_flag"] = ",".join(marks)
+        rows.append(out)
+    return pd.concat([summary, pd.DataFrame(rows, columns=COMPARE_COLUMNS, index=summary.index)], axis=1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -597,7 +775,7 @@ def _seeds_cell(row) -> str:
 MARKDOWN_LAYOUTS = {
     "base2new": lambda r: {"Base": _fmt(r["base"], r["base_std"], r["base_n"]),
                            "New": _fmt(r["new"], r["new_std"], r["new_n"]),
-                           "HM": _fmt(r["hm"]), "epoch (base/new)": f"{r['base_epoch'] or ''}/{r['new_epoch'] or ''}"
+                           "HM": _fmt(r["hm"]), "epoch (base/new)": f"{_text(r['base_epoch'])}/{_text(r['new_epoch'])}"
                            if r["dataset"] != AVERAGE else ""},
     "ood": lambda r: {"FPR95": _fmt(r["fpr95"], r["fpr95_std"], r["n_seeds"]),
                       "AUROC": _fmt(r["auroc"], r["auroc_std"], r["n_seeds"]),
@@ -606,22 +784,62 @@ MARKDOWN_LAYOUTS = {
 
 
 def _accuracy_cells(row) -> Dict:
-    return {"Acc": _fmt(row["acc"], row["acc_std"], row["acc_n"]), "epoch": row["acc_epoch"] or ""}
+    return {"Acc": _fmt(row["acc"], row["acc_std"], row["acc_n"]), "epoch": _text(row["acc_epoch"])}
+
+
+def _provenance_cells(row) -> Dict:
+    """``--provenance`` columns: commits (``+dirty``: uncommitted changes), wall time per seed, peak memory."""
+    if "commits" not in row:
+        return {}
+    wall = "" if pd.isna(row["wall_time_s"]) else format_seconds(row["wall_time_s"])
+    memory = "" if pd.isna(row["peak_rss_mb"]) else f"{row['peak_rss_mb']:,.0f}"
+    if not pd.isna(row["peak_cuda_mb"]):
+        memory += f" / {row['peak_cuda_mb']:,.0f}"
+    return {"commit": _text(row["commits"]), "wall time / seed": wall, "peak MB (RSS / CUDA)": memory}
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _compare_cells(row, sources: List[str]) -> Dict:
+    """``--compare`` columns: the published B / N / HM, ours minus published (``!``: marked), the source."""
+    if "pub_source" not in row:
+        return {}
+    if not isinstance(row["pub_source"], str):
+        return {"published B / N / HM": "", "ours − published": "", "source": ""}
+    if row["pub_source"] not in sources:
+        sources.append(row["pub_source"])
+    flags = (row["pub_flag"] or "").split(",")
+    diffs = [f"{row[f'd_{c}']:+.2f}{'!' if c in flags else ''}" if not pd.isna(row[f"d_{c}"]) else "–"
+             for c in ("base", "new", "hm")]
+    return {"published B / N / HM": f"{row['pub_base']:.2f} / {row['pub_new']:.2f} / {row['pub_hm']:.2f}",
+            "ours − published": " / ".join(diffs), "source": f"[{sources.index(row['pub_source']) + 1}]"}
 
 
 def format_markdown(summary: pd.DataFrame) -> str:
-    """Markdown tables, one per protocol, with mean ± population std over seeds."""
-    sections = []
+    """Markdown tables, one per protocol, with mean ± population std over seeds (and the optional columns)."""
+    sections, sources = [], []
     for protocol in sorted(summary["protocol"].unique(), key=PROTOCOL_ORDER.index):
-        text = ("base_epoch", "new_epoch", "acc_epoch", "missing_seeds")
-        rows = summary[summary["protocol"] == protocol].fillna({col: "" for col in text})
+        rows = summary[summary["protocol"] == protocol]
         cells = MARKDOWN_LAYOUTS.get(protocol, _accuracy_cells)
         table = pd.DataFrame([{"method": method_label(r), "dataset": r["dataset"], **cells(r),
-                               "seeds": _seeds_cell(r), "missing seeds": r["missing_seeds"] or ""}
+                               "seeds": _seeds_cell(r), "missing seeds": _text(r["missing_seeds"]),
+                               **_provenance_cells(r), **(_compare_cells(r, sources) if protocol == "base2new" else {})}
                               for _, r in rows.iterrows()])
         sections.append(f"## {protocol}\n\n{_to_markdown(table)}\n")
     note = "Values: mean ± population std (ddof=0) over seeds; HM and Average rows from seed-averaged Base and New."
+    if sources:
+        note += ("\nPublished values: ours − published is marked ! when larger than twice our seed std (1 point with "
+                 "one seed, and for Average rows). Sources: " + "; ".join(f"[{i}] {s}" for i, s in
+                                                                          enumerate(sources, 1)) + ".")
     return "\n".join(sections + [note]) + "\n"
+
+
+def _text(value) -> str:
+    """A text cell: blank for a missing value (no ``fillna`` on numeric columns)."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 def _to_markdown(table: pd.DataFrame) -> str:
@@ -797,6 +1015,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--plot", action="store_true", help="also write results.png")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files even if this script did not write them")
+    parser.add_argument("--provenance", action="store_true",
+                        help="add commit, wall time and peak memory (from each run's provenance.json) to the tables")
+    parser.add_argument("--compare", nargs="?", const=PUBLISHED_B2N, metavar="CSV",
+                        help="add the published base-to-novel numbers and our difference to them "
+                             f"(default file: {osp.relpath(PUBLISHED_B2N)})")
     args = parser.parse_args(argv)
     if args.root and args.save_patch and osp.normpath(args.root) != osp.normpath(args.save_patch):
         parser.error("give the output root either positionally or with --save_patch, not both")
@@ -826,7 +1049,11 @@ def main(argv=None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Extract, print the markdown and write the output files."""
-    long_df, summary = extract(args.root)
+    try:
+        long_df, summary = extract(args.root, provenance=args.provenance, compare=args.compare)
+    except ValueError as e:  # an unreadable published-numbers file
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if long_df.empty:
         print(f"No results found under {args.root}", file=sys.stderr)
         return 1

@@ -10,13 +10,18 @@ flags -> trailing ``KEY VALUE`` overrides. ``--load-epoch N`` loads exactly ``mo
 (the Prompt-OT repo's copy added 1 to it; we do not).
 """
 import argparse
+import glob
+import os.path as osp
 import sys
 
 import torch
 
 from dassl.config import get_cfg_default, merge_from_file, merge_from_list
 from dassl.engine import build_trainer
-from dassl.utils import collect_env_info, set_random_seed, setup_logger
+from dassl.utils import collect_env_info, set_random_seed, setup_logger, signals
+from dassl.utils.fingerprint import check_or_record
+from dassl.utils.provenance import RunRecord
+from dassl.utils.runlock import RunLock, RunLockError
 
 # Registration side effects: every dataset and trainer becomes available by name.
 import datasets  # noqa: F401
@@ -77,11 +82,43 @@ def setup_cfg(args):
     return cfg
 
 
+def check_args(args):
+    """Combinations that would silently do something else than asked: stop before anything is written."""
+    if args.eval_only and args.load_epoch is not None and not args.model_dir:
+        raise ValueError(f"--load-epoch {args.load_epoch} needs --model-dir (the output directory of the "
+                         "training run to evaluate); without it untrained prompts would be scored")
+    if args.resume:
+        if not osp.isdir(args.resume):
+            raise FileNotFoundError(f'--resume "{args.resume}" is not a directory (give the output directory '
+                                    "of an earlier run, holding <model-name>/model.pth.tar-<epoch>)")
+        if not glob.glob(osp.join(args.resume, "*", "model*.pth.tar*")):
+            raise FileNotFoundError(f'--resume "{args.resume}" holds no checkpoint (<model-name>/'
+                                    "model.pth.tar-<epoch>); training would start from scratch")
+
+
 def main(args):
+    check_args(args)
     cfg = setup_cfg(args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
+    try:
+        lock = RunLock(cfg.OUTPUT_DIR).acquire()
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write to the output directory {cfg.OUTPUT_DIR} ({e.strerror}); choose "
+                               "another --output-dir or fix its permissions") from None
+    try:
+        if not args.eval_only and not args.no_train:
+            if cfg.RESUME:
+                check_or_record(cfg, cfg.RESUME, record=False)
+            check_or_record(cfg, cfg.OUTPUT_DIR)
+        signals.install()
+        run(args, cfg)
+    finally:
+        lock.release()
+
+
+def run(args, cfg):
     setup_logger(cfg.OUTPUT_DIR)
 
     if torch.cuda.is_available() and cfg.USE_CUDA:
@@ -91,8 +128,12 @@ def main(args):
     print("Collecting env info ...")
     print(f"** System info **\n{collect_env_info()}\n")
 
-    trainer = build_trainer(cfg)
+    with RunRecord(cfg) as record:  # <OUTPUT_DIR>/provenance.json, completed at the end (or on failure)
+        record.trainer = build_trainer(cfg)
+        run_trainer(record.trainer, args)
 
+
+def run_trainer(trainer, args):
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
@@ -126,11 +167,32 @@ def build_parser():
     return parser
 
 
-if __name__ == "__main__":
+def one_line(e):
+    """The message of ``e`` on one line (a data-loader worker's error carries the worker's traceback)."""
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    lines = [line.strip() for line in str(msg).splitlines() if line.strip()]
+    if len(lines) > 1 and any(line.startswith("Traceback") for line in lines):
+        return lines[-1]
+    return " ".join(lines)
+
+
+def cli(argv=None):
+    """``python train.py ...``; returns the exit status.
+
+    0 done; 2 bad input or a stop explained in one line (nothing overwritten); 3 a checkpoint was written on
+    SIGUSR1 (rerun the same command to resume); 143 SIGTERM; 1 anything unexpected (with its traceback).
+    """
     try:
-        main(build_parser().parse_args())
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        # Configuration and input errors: one clear line, no stack trace.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"Error: {msg}", file=sys.__stderr__)
-        sys.exit(2)
+        main(build_parser().parse_args(argv))
+    except signals.Preempted as e:
+        print(e.message, file=sys.__stderr__)
+        return signals.EXIT_PREEMPTED
+    except (KeyError, ValueError, OSError, RunLockError, FloatingPointError) as e:
+        # Configuration, input and resource errors: one clear line, no stack trace.
+        print(f"Error: {one_line(e)}", file=sys.__stderr__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -7,7 +7,10 @@ import bench
 
 
 def available():
-    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    """Benchmark names: the modules of ``bench/`` with "-" for "_" (``align_eval`` -> ``align-eval``), less the
+    helpers (leading "_") and the reference implementations (``*_upstream``)."""
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(bench.__path__)
+                  if not m.name.startswith("_") and not m.name.endswith("_upstream"))
 
 
 def main(argv=None):
@@ -20,7 +23,7 @@ def main(argv=None):
     if name not in names:
         print(f"Unknown benchmark '{name}'. Available: {', '.join(names)}", file=sys.stderr)
         return 2
-    return importlib.import_module(f"bench.{name}").main(rest) or 0
+    return importlib.import_module(f"bench.{name.replace('-', '_')}").main(rest) or 0
 
 
 if __name__ == "__main__":

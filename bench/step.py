@@ -3,13 +3,16 @@
     python -m bench step --trainer PromptOT IVLP --backbone tiny ViT-B/16 [--batch 4] [--classes 50]
         [--steps 10] [--device cpu|cuda] [--prec fp32|fp16|bf16|amp] [--opts KEY VALUE ...] [--json out.json]
 
+A trainer may carry config overrides: ``ALIGN[TRAINER.ALIGN.GRAD_CHECKPOINT=True]``; ``--opts`` are overrides
+for every run (e.g. ``TRAINER.SOTGLP.CHECKPOINTING_SEGMENTS 12``). The synthetic dataset is used whole
+(``DATASET.NUM_SHOTS -1``).
+
 Each (trainer, backbone) runs in its own process (so peak memory is its own): the model is built from a
 synthetic dataset of ``--classes`` classes with ``MODEL.BACKBONE.PRETRAINED False`` (random weights,
 real architecture), then ``forward_backward`` runs on random images. Reported: median seconds per step,
-peak memory (CUDA: ``max_memory_allocated``; CPU: the process's peak RSS, its growth during the timed steps,
-and ``train_mem_mb``: the peak RSS of all steps over the RSS of the built model),
-and the ratio of every trainer to the first one given. ``--opts`` are config overrides for every run (e.g.
-``TRAINER.SOTGLP.CHECKPOINTING_SEGMENTS 12``); the synthetic dataset is used whole (``DATASET.NUM_SHOTS -1``).
+peak memory (CUDA: ``max_memory_allocated``; CPU: the process's peak RSS), the training memory (that peak
+minus the built model's memory: activations, gradients, optimizer buffers; CPU: peak RSS minus the RSS before
+the first step) and the ratio of every trainer to the first one given.
 """
 import argparse
 import io
@@ -32,6 +35,7 @@ TRAINER_CONFIGS = {  # the configs of the published base-to-new runs
     "PromptOT": "configs/trainers/PromptOT/vit_b16_c2_ep20_batch4_4+4ctx-Copy3.yaml",
     "MaPLe": "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
     "CoCoOp": "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
+    "ALIGN": "configs/trainers/ALIGN/vit_b16_c2_ep5_batch4_2ctx.yaml",
     "SOTGLP": "configs/trainers/SOTGLP/dtd.yaml",  # N = 4 local prompts, as ImageNet's
 }
 
@@ -42,10 +46,9 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root, extra=()):
-    """Run in a fresh process: build the trainer, time ``steps`` training steps. Returns a dict."""
-    import torch
-
+def build_bench_trainer(trainer_name, backbone, n_classes, device, prec, root, opts=()):
+    """A trainer on a synthetic dataset of ``n_classes`` classes written under ``root`` (random weights unless the
+    backbone ships its own, e.g. ``miniworld``), the published config of ``trainer_name``, ``opts`` appended."""
     sys.path.insert(0, REPO)
     import train  # registers trainers and datasets
     from datasets.toy import write_coop_tree
@@ -53,12 +56,11 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root,
 
     names = [f"class{i}" for i in range(n_classes)]
     write_coop_tree(root, classnames=names, counts={"train": 1, "val": 1, "test": 1})
-    opts = ["MODEL.BACKBONE.NAME", backbone, "MODEL.BACKBONE.PRETRAINED", "False", "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TRAIN_X.BATCH_SIZE", "1", "USE_CUDA", str(device == "cuda"), "VERBOSE", "False",
-            "DATASET.NUM_SHOTS", "-1"]
+    opts = ["MODEL.BACKBONE.NAME", backbone, "MODEL.BACKBONE.PRETRAINED", str(backbone == "miniworld"),
+            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "1", "USE_CUDA", str(device == "cuda"),
+            "VERBOSE", "False", "DATASET.NUM_SHOTS", "-1", *opts]
     if prec:
         opts += [f"TRAINER.{trainer_name.upper()}.PREC", prec]
-    opts += list(extra)
     cfg_file = TRAINER_CONFIGS.get(trainer_name, "")
     args = train.build_parser().parse_args(
         ["--root", root, "--trainer", trainer_name, "--output-dir", osp.join(root, "out"),
@@ -67,7 +69,27 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root,
         + opts)
     cfg = train.setup_cfg(args)
     with redirect_stdout(io.StringIO()):
-        trainer = build_trainer(cfg)
+        return build_trainer(cfg)
+
+
+def parse_spec(spec):
+    """``NAME[KEY=VALUE,...]`` -> ``(NAME, [KEY, VALUE, ...])``."""
+    name, _, rest = spec.partition("[")
+    opts = []
+    for item in filter(None, rest.rstrip("]").split(",")):
+        key, _, value = item.partition("=")
+        opts += [key, value]
+    return name, opts
+
+
+def measure(spec, backbone, batch, n_classes, steps, device, prec, root, extra=()):
+    """Run in a fresh process: build the trainer, time ``steps`` training steps. Returns a dict."""
+    import torch
+
+    from bench._mem import PeakMemory, rss_bytes
+
+    trainer_name, opts = parse_spec(spec)
+    trainer = build_bench_trainer(trainer_name, backbone, n_classes, device, prec, root, [*extra, *opts])
     trainer.set_model_mode("train")
     size = trainer.model.image_encoder.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
@@ -76,7 +98,7 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root,
     batch_dict = {"img": torch.randn(batch, 3, size, size, generator=gen).to(dev),
                   "label": torch.randint(0, n_classes, (batch,), generator=gen).to(dev)}
     trainer.num_batches, trainer.batch_idx = 10 ** 9, 0  # never the last batch: no LR step / GPA
-    rss_model = _peak_rss_mb()
+    rss_model = rss_bytes() / 2 ** 20  # the built model, before any step
     for _ in range(2):  # warm-up
         trainer.forward_backward(batch_dict)
     if dev.type == "cuda":
@@ -85,22 +107,24 @@ def measure(trainer_name, backbone, batch, n_classes, steps, device, prec, root,
         base_mem = torch.cuda.memory_allocated() / 2 ** 20
     rss_before = _peak_rss_mb()
     times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        trainer.forward_backward(batch_dict)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    result = {"trainer": trainer_name, "backbone": backbone, "batch": batch, "classes": n_classes,
+    with PeakMemory(dev) as step_mem:
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            trainer.forward_backward(batch_dict)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    result = {"trainer": spec, "backbone": backbone, "step_peak_mb": step_mem.peak_mb, "batch": batch, "classes": n_classes,
               "device": dev.type, "precision": trainer.precision, "median_step_s": statistics.median(times),
               "min_step_s": min(times)}
     if dev.type == "cuda":
         result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
         result["model_mem_mb"] = base_mem
+        result["train_mem_mb"] = result["peak_mem_mb"] - base_mem
     else:
         result["peak_mem_mb"] = _peak_rss_mb()
         result["step_mem_growth_mb"] = _peak_rss_mb() - rss_before
-        result["train_mem_mb"] = _peak_rss_mb() - rss_model  # peak of the steps over the built model
+        result["train_mem_mb"] = result["peak_mem_mb"] - rss_model  # peak RSS of warm-up and steps over the model
     return result
 
 
@@ -130,7 +154,7 @@ def main(argv=None):
     parser.add_argument("--prec", default="", help="override PREC (default: the config's; fp16 falls back "
                                                     "to fp32 on CPU)")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
-                        help="config overrides for every run (pairs)")
+                        help="config overrides for every run")
     parser.add_argument("--json", default="")
     parser.add_argument("--child", nargs=2, metavar=("TRAINER", "BACKBONE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -150,10 +174,12 @@ def main(argv=None):
             ref = ref or res
             res["time_ratio"] = res["median_step_s"] / ref["median_step_s"]
             res["mem_ratio"] = res["peak_mem_mb"] / ref["peak_mem_mb"]
+            res["train_mem_ratio"] = res["train_mem_mb"] / max(ref["train_mem_mb"], 1e-9)
             rows.append(res)
             print(f"{backbone:10s} {trainer_name:10s} {res['device']}/{res['precision']:5s} "
                   f"step {res['median_step_s'] * 1e3:8.1f} ms  peak {res['peak_mem_mb']:8.0f} MB  "
-                  f"x{res['time_ratio']:.2f} time, x{res['mem_ratio']:.2f} memory vs {args.trainer[0]}",
+                  f"training {res['train_mem_mb']:8.1f} MB  x{res['time_ratio']:.2f} time, "
+                  f"x{res['mem_ratio']:.2f} peak, x{res['train_mem_ratio']:.2f} training memory vs {args.trainer[0]}",
                   flush=True)
     if args.json:
         with open(args.json, "w") as f:

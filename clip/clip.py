@@ -14,6 +14,8 @@ Names accepted by :func:`load` / :func:`load_clip_to_cpu`:
 """
 import os
 import os.path as osp
+import warnings
+import zipfile
 from typing import Callable, Tuple
 
 import open_clip
@@ -136,13 +138,26 @@ def _resolve_open_clip_cached(name: str) -> str:
     )
 
 
+def _is_torchscript(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip with ``constants.pkl``), not a ``torch.save`` file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def _read_openai_checkpoint(path: str) -> dict:
     """A state dict from an OpenAI TorchScript archive or a plain (OpenAI-layout) state dict file."""
-    try:
-        archive = torch.jit.load(path, map_location="cpu")
-        return {k: v for k, v in archive.state_dict().items()}
-    except RuntimeError:
-        pass
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():
+                # OpenAI ships CLIP as TorchScript; recent torch deprecates torch.jit.load, the only reader of it.
+                warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+                archive = torch.jit.load(path, map_location="cpu")
+            return {k: v for k, v in archive.state_dict().items()}
+        except RuntimeError:
+            pass
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]

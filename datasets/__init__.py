@@ -6,6 +6,7 @@ its upstream class name (``cfg.DATASET.NAME``). See DATASETS.md for layouts and
 """
 from . import (  # noqa: F401  (imports register the classes)
     caltech101,
+    custom,
     dtd,
     eurosat,
     fgvc_aircraft,
@@ -32,3 +33,5 @@ OOD_DATASET_NAMES = ["OODiNaturalist", "OODSUN", "OODPlaces", "OODTextures"]
 ALL_DATASETS = TRAIN_DATASETS + VARIANT_DATASETS + OOD_DATASET_NAMES
 # Procedural datasets rendered by this repository (python -m miniworld.write), not part of the benchmarks above.
 SYNTHETIC_DATASETS = list(miniworld.MINIWORLD_DATASETS)
+# Your own data (README, "Your own dataset"): checked by datasets.check only when named.
+OWN_DATASETS = ["ImageFolder", "CSVDataset"]

@@ -1,4 +1,4 @@
-"""Caltech-101 (100 classes; ``datasets.md`` §2, §8).
+"""Caltech-101 (100 classes; DATASETS.md).
 
 ``$DATA/caltech-101/{101_ObjectCategories/<class>/*.jpg, split_zhou_Caltech101.json}``.
 ``BACKGROUND_Google`` and ``Faces_easy`` are ignored; ``NEW_CNAMES`` renames four classes.

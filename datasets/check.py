@@ -35,11 +35,15 @@ def dataset_names():
     return names
 
 
+def default_names():
+    """What a check without names covers: all but your own datasets (their root is one data folder)."""
+    return [n for n in dataset_names() if getattr(DATASET_REGISTRY.get(n), "check_by_default", True)]
+
+
 def check_root(root, names=None, open_images=False):
     """Reports (``datasets.common.DatasetReport``) for ``names`` (default: all) under ``root``."""
     root = osp.abspath(osp.expanduser(root))
-    known = dataset_names()
-    names = list(names) if names else known
+    names = list(names) if names else default_names()
     reports = []
     for name in names:
         cls = DATASET_REGISTRY.get(name)

@@ -1,4 +1,4 @@
-"""Shared machinery of the CoOp benchmark datasets (``datasets.md`` §3-§5, §11, §12).
+"""Shared machinery of the CoOp benchmark datasets (DATASETS.md).
 
 Every dataset file is a thin subclass of :class:`CoOpDataset` (or, for the test-only sets, builds
 on the folder helpers here). This module holds, once:
@@ -549,7 +549,7 @@ class CoOpDataset(DatasetBase):
     """A CoOp benchmark dataset: split JSON (or raw annotations) -> few-shot cache -> base/new.
 
     Subclasses set the class attributes below and, where CoOp creates the split from the raw
-    annotations, implement :meth:`read_raw_splits`. Construction (``datasets.md`` §4):
+    annotations, implement :meth:`read_raw_splits`. Construction (DATASETS.md):
 
     1. ``dataset_dir = <ROOT>/<dataset_dir>``, ``image_dir``, ``split_path``; the folders must exist;
        ``split_fewshot/`` is created.
@@ -769,7 +769,9 @@ class CoOpDataset(DatasetBase):
             report.escalate("error")
             report.lines.append(f"split file {split_path} is missing")
             missing_raw = [r for r in cls.raw_files if not osp.exists(osp.join(dataset_dir, r))]
-            if not missing_raw and osp.isdir(image_dir):
+            if not cls.creates_split():  # the loader stops without it: an error, as for train.py
+                report.advice.append(cls.missing_split_advice(root))
+            elif not missing_raw and osp.isdir(image_dir):
                 report.status = "warning"
                 report.advice.append(
                     f"Download {cls.split_file} (CoOp's fixed split) into {dataset_dir}. Without it "
@@ -785,6 +787,16 @@ class CoOpDataset(DatasetBase):
                        else dataset_dir)
         finish_report(report, cls.section(), root)
         return report
+
+    @classmethod
+    def creates_split(cls):
+        """Whether the loader builds a split from raw annotations when the split JSON is missing."""
+        return cls.read_raw_splits is not CoOpDataset.read_raw_splits
+
+    @classmethod
+    def missing_split_advice(cls, root):
+        return (f"Download {cls.split_file} into {cls.paths(root)[0]}: the loader needs it ({cls.__name__} "
+                "has no raw annotations to build a split from).")
 
     @classmethod
     def inspect_raw(cls, report, root):

@@ -1,4 +1,4 @@
-"""Describable Textures (47 classes; ``datasets.md`` §2, §3.4).
+"""Describable Textures (47 classes; DATASETS.md).
 
 ``$DATA/dtd/{images/<class>/*.jpg, imdb/, labels/, split_zhou_DescribableTextures.json}``. Without
 the split JSON: :func:`datasets.common.read_and_split_data` (sorted class folders, 50/20/30).

@@ -1,4 +1,4 @@
-"""EuroSAT RGB (10 classes; ``datasets.md`` §2, §8).
+"""EuroSAT RGB (10 classes; DATASETS.md).
 
 ``$DATA/eurosat/{2750/<class>/*.jpg, split_zhou_EuroSAT.json}``. Class names are mapped by
 ``NEW_CNAMES`` (e.g. ``AnnualCrop`` -> ``Annual Crop Land``). Newer EuroSAT archives extract to

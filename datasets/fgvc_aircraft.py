@@ -1,4 +1,4 @@
-"""FGVC-Aircraft 2013b, variant level (100 classes; ``datasets.md`` §2, §12).
+"""FGVC-Aircraft 2013b, variant level (100 classes; DATASETS.md).
 
 ``$DATA/fgvc_aircraft/`` = the ``data/`` folder of ``fgvc-aircraft-2013b.tar.gz``: ``images/`` and
 ``variants.txt``, ``images_variant_{train,val,test}.txt``. There is no split JSON: the official

@@ -1,4 +1,4 @@
-"""Food-101 (101 classes; ``datasets.md`` §2).
+"""Food-101 (101 classes; DATASETS.md).
 
 ``$DATA/food-101/{images/<class>/*.jpg, meta/, split_zhou_Food101.json}``. Without the split JSON:
 :func:`datasets.common.read_and_split_data` (50/20/30); class names = folder names.

@@ -1,4 +1,4 @@
-"""ImageNet-1k (1000 classes; ``datasets.md`` §6) and the class-name file the variants share.
+"""ImageNet-1k (1000 classes; DATASETS.md) and the class-name file the variants share.
 
 ``$DATA/imagenet/images/{train,val}/<wnid>/*.JPEG`` (``val`` must be sorted into the 1000 wnid
 folders) and ``classnames.txt`` (``<wnid> <class name words>`` per line). ``classnames.txt`` is
@@ -212,7 +212,7 @@ class ImageNet(CoOpDataset):
 
 
 class ImageNetVariant(CoOpDataset):
-    """Base of the test-only ImageNet variants (``datasets.md`` §7).
+    """Base of the test-only ImageNet variants (DATASETS.md).
 
     NUM_SHOTS and SUBSAMPLE_CLASSES are ignored, no ``split_fewshot/`` is created; the data are
     both ``train_x`` and ``test`` (no val). Subclasses implement :meth:`class_folders`.

@@ -1,4 +1,4 @@
-"""ImageNet-A (test only, a 200-class problem; ``datasets.md`` §7).
+"""ImageNet-A (test only, a 200-class problem; DATASETS.md).
 
 ``$DATA/imagenet-adversarial/imagenet-a/<wnid>/`` (200 folders; ``README.txt`` ignored) +
 ``classnames.txt`` (optional: the shipped 1000-line copy is used if absent). Labels 0..199 by

@@ -1,4 +1,4 @@
-"""ImageNet-R (test only, a 200-class problem; ``datasets.md`` §7).
+"""ImageNet-R (test only, a 200-class problem; DATASETS.md).
 
 ``$DATA/imagenet-rendition/imagenet-r/<wnid>/`` (200 folders; ``README.txt`` ignored) +
 ``classnames.txt`` (optional: the shipped 1000-line copy is used if absent). Labels 0..199 by

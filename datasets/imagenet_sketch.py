@@ -1,4 +1,4 @@
-"""ImageNet-Sketch (test only; ``datasets.md`` §7).
+"""ImageNet-Sketch (test only; DATASETS.md).
 
 ``$DATA/imagenet-sketch/images/<wnid>/`` (1000 folders) + ``classnames.txt`` (optional: the
 shipped copy is used if absent). Labels = index of the sorted folders.

@@ -1,4 +1,4 @@
-"""ImageNetV2 matched-frequency (test only; ``datasets.md`` §7).
+"""ImageNetV2 matched-frequency (test only; DATASETS.md).
 
 ``$DATA/imagenetv2/imagenetv2-matched-frequency-format-val/<i>/`` for i = 0..999 +
 ``classnames.txt`` (optional: the shipped copy is used if absent). Label i = folder ``str(i)``,

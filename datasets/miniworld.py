@@ -30,6 +30,11 @@ class _MiniWorldBase(CoOpDataset):
                              f"--variant {cls.variant}"]
         return report
 
+    @classmethod
+    def missing_split_advice(cls, root):
+        return (f"The split file is written with the images; render the tree again: python -m miniworld.write "
+                f"--root {root} --variant {cls.variant} --force")
+
     def render_hint(self):
         return (f"The mini-world is rendered, not downloaded: python -m miniworld.write --root {self.root} "
                 f"--variant {self.variant}")

@@ -1,4 +1,4 @@
-"""ImageNet OOD sets for SOT-GLP's OOD evaluation (``datasets.md`` §13; MOS / MCM layout).
+"""ImageNet OOD sets for SOT-GLP's OOD evaluation (DATASETS.md; MOS / MCM layout).
 
 Test-only datasets, read with torchvision ``ImageFolder`` semantics (class = sorted sub-folder,
 images found recursively with an image extension, sorted); the labels carry no meaning::

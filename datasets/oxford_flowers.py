@@ -1,4 +1,4 @@
-"""Oxford Flowers-102 (102 classes; ``datasets.md`` §2).
+"""Oxford Flowers-102 (102 classes; DATASETS.md).
 
 ``$DATA/oxford_flowers/{jpg/image_%05d.jpg, imagelabels.mat, cat_to_name.json,
 split_zhou_OxfordFlowers.json}``. Without the split JSON: labels from ``imagelabels.mat``

@@ -1,4 +1,4 @@
-"""Oxford-IIIT Pets (37 breeds; ``datasets.md`` §2).
+"""Oxford-IIIT Pets (37 breeds; DATASETS.md).
 
 ``$DATA/oxford_pets/{images/, annotations/, split_zhou_OxfordPets.json}``. Without the split JSON
 the split is created from ``annotations/trainval.txt`` (80/20 train/val) and ``test.txt``; a

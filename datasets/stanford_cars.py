@@ -1,4 +1,4 @@
-"""Stanford Cars (196 classes; ``datasets.md`` §2).
+"""Stanford Cars (196 classes; DATASETS.md).
 
 ``$DATA/stanford_cars/{cars_train/, cars_test/, devkit/, cars_test_annos_withlabels.mat,
 split_zhou_StanfordCars.json}``; the JSON paths (``cars_train/...``) are relative to the dataset

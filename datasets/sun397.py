@@ -1,4 +1,4 @@
-"""SUN397 (397 scene classes; ``datasets.md`` §2).
+"""SUN397 (397 scene classes; DATASETS.md).
 
 ``$DATA/sun397/{SUN397/, ClassName.txt, Training_01.txt, Testing_01.txt, split_zhou_SUN397.json}``.
 Without the split JSON: labels by ``ClassName.txt`` order, ``Training_01.txt`` split 80/20 into

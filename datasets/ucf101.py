@@ -1,4 +1,4 @@
-"""UCF101 middle frames (101 actions; ``datasets.md`` §2).
+"""UCF101 middle frames (101 actions; DATASETS.md).
 
 ``$DATA/ucf101/{UCF-101-midframes/<Action_Name>/*.jpg, split_zhou_UCF101.json}``. Without the
 split JSON: ``ucfTrainTestlist/classInd.txt`` (label = index - 1) and ``trainlist01.txt`` (80/20

@@ -1,7 +1,7 @@
 """Render the mini-world into CoOp's layout: ``<root>/<variant>/images/<class>/<split>_<i>.png`` and
 ``<root>/<variant>/split_zhou_<Name>.json``.
 
-    python -m miniworld.write --root DATA [--variant miniworld ...] [--counts train=24,val=8,test=50]
+    python -m miniworld.write --root DATA [--variant miniworld ...] [--counts train=24,val=8,test=50] [--force]
 
 Variants (same 40 classes, one rendering style each; none of these styles occurs in pretraining):
 
@@ -9,8 +9,9 @@ Variants (same 40 classes, one rendering style each; none of these styles occurs
 * ``miniworld_clutter``, ``miniworld_fog``, ``miniworld_noise``, ``miniworld_texture`` (``MiniWorldClutter`` ...):
   harder held-out styles, domain-shift / cross-dataset targets.
 
-Cached: a tree whose ``.complete`` stamp matches (same renderer source, variant and counts) is left as is, so
-a second call costs nothing; anything else is re-rendered into a fresh folder that replaces the old one.
+Cached: a tree whose ``.complete`` stamp matches (same renderer source, variant and counts) and whose images
+all verify (listed in the split file, complete PNG files) is left as is, so a second call costs almost nothing;
+anything else, or any tree with ``--force``, is re-rendered into a fresh folder that replaces the old one.
 Deterministic: seeds depend only on the variant, the split and the chunk.
 """
 import argparse
@@ -57,26 +58,67 @@ def stamp_of(variant: str, counts: dict) -> dict:
             "classes": W.class_names()}
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every complete PNG file
+
+
+def verify_tree(dataset_dir: str, variant: str) -> str:
+    """Why the rendered tree is not usable ("" when every image of its split file is there and complete).
+
+    Cheap: reads the split file and the last 12 bytes of each image (a truncated PNG lacks its end chunk).
+    """
+    try:
+        with open(osp.join(dataset_dir, split_file(variant))) as f:
+            split = json.load(f)
+        entries = [e[0] for s in SPLITS for e in split[s]]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        return f"split file {split_file(variant)} missing or unreadable ({type(e).__name__})"
+    bad = []
+    for rel in entries:
+        path = osp.join(dataset_dir, IMAGE_SUBDIR, rel)
+        try:
+            with open(path, "rb") as f:
+                f.seek(-len(PNG_END), os.SEEK_END)
+                ok = f.read() == PNG_END
+        except OSError:
+            ok = False
+        if not ok:
+            bad.append(rel)
+    if bad:
+        return f"{len(bad)} of {len(entries)} images missing or truncated (e.g. {bad[0]})"
+    return ""
+
+
 def is_current(root: str, variant: str = "miniworld", counts: dict = None) -> bool:
+    """Whether ``root/variant`` holds this renderer's tree for ``counts``, complete (see :func:`verify_tree`)."""
+    return _stale_reason(root, variant, counts or DEFAULT_COUNTS) == ""
+
+
+def _stale_reason(root, variant, counts):
     path = osp.join(root, variant, STAMP)
     if not osp.isfile(path):
-        return False
+        return "not rendered yet"
     try:
         with open(path) as f:
-            return json.load(f) == stamp_of(variant, counts or DEFAULT_COUNTS)
+            if json.load(f) != stamp_of(variant, counts):
+                return "rendered with other counts or another renderer"
     except (OSError, ValueError):
-        return False
+        return "unreadable stamp"
+    return verify_tree(osp.join(root, variant), variant)
 
 
-def write_miniworld(root: str, variant: str = "miniworld", counts: dict = None, log=print) -> str:
-    """Render ``variant`` under ``root`` unless an identical tree is there; return the dataset folder."""
+def write_miniworld(root: str, variant: str = "miniworld", counts: dict = None, log=print, force=False) -> str:
+    """Render ``variant`` under ``root`` unless an identical, complete tree is there (or ``force``);
+    return the dataset folder."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown mini-world variant '{variant}' (known: {list(VARIANTS)})")
     counts = dict(DEFAULT_COUNTS, **(counts or {}))
     dataset_dir = osp.join(osp.abspath(root), variant)
-    if is_current(root, variant, counts):
-        log(f"{dataset_dir}: up to date (cached)")
+    stale = "--force" if force else _stale_reason(root, variant, counts)
+    if not stale:
+        log(f"{dataset_dir}: up to date (cached; every image verified)")
         return dataset_dir
+    if osp.isdir(dataset_dir):
+        log(f"{dataset_dir}: {stale}; rendering it again")
     _, style, seed = VARIANTS[variant]
     names = W.class_names()
     tmp = f"{dataset_dir}.tmp{os.getpid()}"
@@ -128,9 +170,10 @@ def main(argv=None):
     p.add_argument("--root", required=True, help="data root (DATA): writes <root>/<variant>/")
     p.add_argument("--variant", nargs="+", default=["miniworld"], choices=list(VARIANTS))
     p.add_argument("--counts", type=parse_counts, default={}, help="images per class, e.g. train=24,val=8,test=50")
+    p.add_argument("--force", action="store_true", help="render again even when the cached tree verifies")
     args = p.parse_args(argv)
     for v in args.variant:
-        write_miniworld(args.root, v, args.counts, log=lambda s: print(s, flush=True))
+        write_miniworld(args.root, v, args.counts, log=lambda s: print(s, flush=True), force=args.force)
     return 0
 
 

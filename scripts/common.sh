@@ -13,8 +13,9 @@
 # Trailing arguments after a script's positionals are KEY VALUE config overrides appended to train.py's
 # command line (after the script's own, so they win).
 #
-# Skip / resume: a training run whose output directory holds a log.txt* with "Finish training" followed by
-# "=> result" is skipped; an evaluation whose log.txt* holds "=> result" is skipped. Anything else re-runs
+# Skip / resume: a training run whose output directory holds a log with "Finish training" followed by a
+# complete "=> result" block is skipped; so is an evaluation whose log holds a complete "=> result" block
+# (sweep/finished.py, the rule extract_log.py uses). Anything else re-runs
 # train.py into the same directory: a partial training resumes from its last checkpoint (Dassl), and
 # train.py never overwrites an existing log.txt (it writes log.txt-<time stamp>). The check looks only at the
 # directory (as upstream's layout): a run with other trailing overrides needs another OUTPUT or a new directory.
@@ -92,6 +93,19 @@ parse_args() {
     cd "$REPO"
 }
 
+# parse_args_cfg "NAME1 ..." "$@": parse_args with an optional config name right after the positionals (a
+# config name holds no '.', a trailing KEY does); without one, CFG keeps the value the script set.
+parse_args_cfg() {
+    local names=$1 n
+    shift
+    n=$(wc -w <<< "$names")
+    if [ $# -gt "$n" ] && [[ ${*:n+1:1} != *.* ]]; then
+        CFG=${*:n+1:1}
+        set -- "${@:1:n}" "${@:n+2}"
+    fi
+    parse_args "$names" "$@"
+}
+
 # check_div [HINT]: DIV (Prompt-OT's lambda, kept as typed: it names the root output${DIV}) must be a number.
 check_div() {
     [[ $DIV =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || die "DIV (lambda) must be a number, got '$DIV' ${1:-}"
@@ -135,19 +149,19 @@ load_epoch() {
     fi
 }
 
-# has_log DIR AWK-PROGRAM: whether some log.txt* in DIR satisfies the awk program (exit 0 = yes).
-has_log() {
-    local logs=()
-    shopt -s nullglob
-    logs=("$1"/log.txt*)
-    shopt -u nullglob
-    [ ${#logs[@]} -gt 0 ] && awk "$2" "${logs[@]}"
+# train_done DIR / eval_done DIR: whether DIR holds a finished training / evaluation (exit 0 = yes), by the
+# one rule extract_log.py also uses (sweep/finished.py: the last "=> result" block has a valid accuracy line,
+# after "Finish training" for a training log). Standard library only: any python3 runs it.
+finished() {
+    local py=python3
+    command -v python3 >/dev/null 2>&1 || py=${PYCMD[0]}
+    "$py" "$REPO/sweep/finished.py" "$1" "$2" >/dev/null
 }
 train_done() {
-    has_log "$1" 'FNR == 1 { f = 0 } /Finish(ed)? training/ { f = 1 } f && /^=> result/ { ok = 1; exit } END { exit !ok }'
+    finished train "$1"
 }
 eval_done() {
-    has_log "$1" '/^=> result/ { ok = 1; exit } END { exit !ok }'
+    finished eval "$1"
 }
 
 # train_py DIR [flags and KEY VALUE opts]: run train.py for the current DATASET/SEED/TRAINER/CFG.

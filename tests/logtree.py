@@ -1,7 +1,7 @@
 """Write synthetic Dassl logs and output trees for the result-extraction tests.
 
-The text follows the formats of ../shared/spec/dassl.md §5: startup block (arguments, config, dataset messages),
-training lines (§5.2; the pre-June-2022 tab-separated form of §5.7 with ``old_format=True``), checkpoint lines,
+The text follows Dassl.pytorch's log formats (``dassl/engine/trainer.py``, ``dassl/evaluation/evaluator.py``): startup block (arguments, config, dataset messages),
+training lines (Dassl >= 0.6.1; the pre-June-2022 tab-separated form with ``old_format=True``), checkpoint lines,
 ``Finish training`` / ``Deploy the last-epoch model`` / ``Evaluate on the *test* set``, the 6-line ``=> result``
 block (1 decimal, or 2 with ``decimals=2``) and ``Elapsed: H:MM:SS``; eval-only logs print
 ``Loading weights to <name> from "<path>" (epoch = <e>)`` before the test.
@@ -95,13 +95,13 @@ def result_block(acc, decimals=1, total=TOTAL, extra=()):
 
 
 def ood_block(rows, score="GL-MCM", temp=1000.0):
-    """The project's OOD block (sotglp.md §4.4); ``rows`` = [(set, fpr95, auroc), ...] incl. ``average``."""
+    """The project's OOD block (written by the SOT-GLP trainer's OOD evaluation); ``rows`` = [(set, fpr95, auroc), ...] incl. ``average``."""
     return [f"=> OOD result (ID: ImageNet, score: {score}, T: {temp})"] + [
         f"* {name}: FPR95 {fpr:.1f}% AUROC {auroc:.1f}%" for name, fpr, auroc in rows]
 
 
 def train_line(epoch, max_epoch, batch, num_batches, old_format=False):
-    """One training line: §5.2 (space-separated) or the old tab-separated form of §5.7."""
+    """One training line: Dassl >= 0.6.1 (space-separated) or the old tab-separated form."""
     if old_format:
         return (f"epoch [{epoch}/{max_epoch}][{batch}/{num_batches}]\ttime 0.090 (0.120)\tdata 0.000 (0.015)\t"
                 f"eta 0:01:05\tloss 1.2345 (1.3456)\tacc 56.2500 (50.0000)\tlr 2.000000e-03")

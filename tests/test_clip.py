@@ -1,6 +1,7 @@
 """CLIP loading: OpenAI TorchScript archives and plain state dicts, names, errors, layer access."""
 import os
 import os.path as osp
+import warnings
 
 import open_clip
 import pytest
@@ -44,8 +45,11 @@ def inputs():
 def test_torchscript_and_state_dict_load_identically(openai_files, monkeypatch):
     d, ref = openai_files
     monkeypatch.setenv("CLIP_WEIGHTS_DIR", str(d))
-    m_sd, preprocess = clip.load("ViT-B/16", device="cpu")  # resolved by OpenAI name in $CLIP_WEIGHTS_DIR
-    m_jit, _ = clip.load(str(d / "jit_archive.pt"), device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m_sd, preprocess = clip.load("ViT-B/16", device="cpu")  # resolved by OpenAI name in $CLIP_WEIGHTS_DIR
+        m_jit, _ = clip.load(str(d / "jit_archive.pt"), device="cpu")
+    assert [str(w.message) for w in caught if "jit" in str(w.message)] == []  # no torch.jit deprecation noise
     img, txt = inputs()
     with torch.no_grad():
         for a, b in [(m_sd.encode_image(img), m_jit.encode_image(img)), (m_sd.encode_text(txt), m_jit.encode_text(txt))]:

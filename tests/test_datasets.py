@@ -1,4 +1,4 @@
-"""Every dataset class on a tiny generated tree in its own layout (datasets.md §2-§8).
+"""Every dataset class on a tiny generated tree in its own layout (DATASETS.md).
 
 Checks class names, label order, counts per split, K-shot counts, the few-shot cache (created
 once, reused with the same images, shared by base / new / all), base/new subsampling, split
@@ -301,8 +301,9 @@ def test_every_registered_dataset_has_a_config_file():
     for f in os.listdir(cfg_dir):
         with open(osp.join(cfg_dir, f)) as fh:
             names[f] = yaml.safe_load(fh)["DATASET"]["NAME"]
-    assert set(names.values()) == set(datasets.ALL_DATASETS) | set(datasets.SYNTHETIC_DATASETS)
-    # the 15 upstream file stems (datasets.md §10)
+    assert set(names.values()) == (set(datasets.ALL_DATASETS) | set(datasets.SYNTHETIC_DATASETS)
+                                   | set(datasets.OWN_DATASETS))
+    # the 15 upstream file stems (CoOp's ``configs/datasets/``)
     upstream = {"caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",
                 "fgvc_aircraft": "FGVCAircraft", "food101": "Food101", "imagenet": "ImageNet",
                 "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR",

@@ -155,3 +155,24 @@ def test_checker_names_a_misnamed_image_folder(tmp_path):
     (report,) = check_root(str(tmp_path), ["EuroSAT"])
     assert report.status == "error" and report.n_missing > 0  # and every listed image is missing
     assert any("image folder missing" in line and "EuroSAT_RGB" in line for line in report.lines)
+
+
+def test_checker_exit_status_agrees_with_train_py_when_a_split_cannot_be_built(tmp_path, capsys):
+    """A mini-world without its split file: train.py stops, so the checker must not say 0 (and must not
+    promise a split the loader never creates)."""
+    from datasets.check import main
+    from miniworld.write import split_file, write_miniworld
+
+    d = write_miniworld(str(tmp_path), counts={"train": 1, "val": 1, "test": 1}, log=lambda s: None)
+    assert main(["--root", str(tmp_path), "MiniWorld"]) == 0
+    capsys.readouterr()
+    os.remove(osp.join(d, split_file("miniworld")))
+    assert main(["--root", str(tmp_path), "MiniWorld"]) == 1
+    out = capsys.readouterr().out
+    assert "[ERROR] MiniWorld" in out and "creates a new random split" not in out
+    assert f"python -m miniworld.write --root {tmp_path} --variant miniworld --force" in out
+    r = subprocess.run([sys.executable, "train.py", "--root", str(tmp_path), "--trainer", "ZeroshotCLIP",
+                        "--dataset-config-file", "configs/datasets/miniworld.yaml", "--output-dir",
+                        str(tmp_path / "o"), "--eval-only", "MODEL.BACKBONE.NAME", "tiny"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and split_file("miniworld") in r.stderr

@@ -1,6 +1,6 @@
 """Few-shot picks checked against independent implementations.
 
-* Dassl's documented algorithm (dassl.md §8.1, datasets.md §4), written here from the spec and run
+* Dassl's documented algorithm (Dassl.pytorch's ``DatasetBase.generate_fewshot_dataset``), written here from its description and run
   on the raw split JSON: for a given split file and seed, the K-shot images must be identical (same
   images, same order) to what the dataset classes produce.
 * The SOT-GLP ``stratified_proportional`` sampler against scikit-learn's StratifiedShuffleSplit

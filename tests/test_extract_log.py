@@ -230,7 +230,7 @@ def test_missing_test_new_leaves_blank_cells(tree):
 
 
 def test_new_class_rerun_in_training_dir_counts_as_new(tree):
-    """ALIGN's upstream test script writes its eval log into the training directory (align.md §7.1)."""
+    """ALIGN's upstream test script writes its eval log into the training directory (ALIGN's ``scripts/mmp/base_to_new_test.sh``)."""
     r = row(tree["summary"], B2N_EXP, "base2new", ALIGN, "caltech101")
     assert (r.base, r.new, r.base_n, r.new_n) == (ALIGN_TRAIN, ALIGN_NEW, 1, 1)
     assert (r.base_epoch, r.new_epoch) == ("20", "20")

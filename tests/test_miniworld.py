@@ -3,6 +3,7 @@
 The slow part (one module fixture, ~1 min on 2 cores) renders a small MiniWorld split, runs zero-shot CLIP and a
 short IVLP training through ``scripts/`` with the shipped checkpoint and tabulates them with ``extract_log``.
 """
+import glob
 import hashlib
 import json
 import os
@@ -160,3 +161,26 @@ def test_short_ivlp_run_raises_base_accuracy(b2n):
     assert rows["IVLP"]["base"] >= rows["ZeroshotCLIP"]["base"] + IVLP_GAIN, \
         (rows["IVLP"]["base"], rows["ZeroshotCLIP"]["base"])
     assert 0 <= rows["IVLP"]["new"] <= 100
+
+
+def test_writer_verifies_its_cache_and_force_renders_again(tmp_path):
+    counts = {"train": 1, "val": 1, "test": 1}
+    d = write_miniworld(str(tmp_path), counts=counts, log=lambda s: None)
+    images = sorted(glob.glob(osp.join(d, "images", "*", "*.png")))
+    good = open(images[0], "rb").read()
+    messages = []
+    open(images[0], "wb").write(good[: len(good) // 2])  # truncated
+    os.remove(images[1])  # missing
+    write_miniworld(str(tmp_path), counts=counts, log=messages.append)
+    assert "2 of 120 images missing or truncated" in messages[0] and "cached" not in " ".join(messages)
+    assert open(images[0], "rb").read() == good and osp.isfile(images[1])  # deterministic: the same bytes
+    messages.clear()
+    write_miniworld(str(tmp_path), counts=counts, log=messages.append)
+    assert messages == [f"{d}: up to date (cached; every image verified)"]
+    os.remove(osp.join(d, split_file("miniworld")))
+    messages.clear()
+    write_miniworld(str(tmp_path), counts=counts, log=messages.append)
+    assert "split file" in messages[0] and osp.isfile(osp.join(d, split_file("miniworld")))
+    stamp = osp.getmtime(images[0])
+    write_miniworld(str(tmp_path), counts=counts, log=lambda s: None, force=True)
+    assert osp.getmtime(images[0]) > stamp

@@ -1,4 +1,4 @@
-"""LR schedules: the per-epoch sequence equals the spec's formula (dassl.md §7.4), also across a resume."""
+"""LR schedules: the per-epoch sequence equals Dassl's formula (``dassl/optim/lr_scheduler.py``: cosine after a constant warm-up), also across a resume."""
 import math
 
 import pytest
@@ -47,7 +47,7 @@ def test_cosine_constant_warmup_matches_formula(make_cfg, lr, T, cons):
 
 
 def test_spec_reference_values(make_cfg):
-    """The table of dassl.md §7.4 (Prompt-OT row), to 4 significant digits."""
+    """The per-epoch LRs of Prompt-OT's released config (computed from the cosine formula), to 4 significant digits."""
     cfg = make_cfg()
     o = cfg.OPTIM
     o.NAME, o.LR, o.MAX_EPOCH, o.LR_SCHEDULER = "sgd", 0.005, 40, "cosine"
@@ -61,7 +61,7 @@ def test_spec_reference_values(make_cfg):
 
 @pytest.mark.parametrize("resume_at", [1, 2, 7])
 def test_resumed_warmup_schedule_equals_uninterrupted(make_cfg, resume_at):
-    """Upstream bug (dassl.md §11.4): after a resume the LR no longer reached the live optimizer."""
+    """Upstream bug (Dassl.pytorch's ``_BaseWarmupScheduler``): after a resume the LR no longer reached the live optimizer."""
     cfg = make_cfg()
     o = cfg.OPTIM
     o.NAME, o.LR, o.MAX_EPOCH, o.LR_SCHEDULER = "sgd", 0.0025, 10, "cosine"

@@ -76,24 +76,27 @@ def names():
 
 
 # ------------------------------------------------------------------------------------- references
-def ref_text_from_embeddings(m, x, eot, n_ctx=0, deep=()):
-    """Upstream text tower: ``x [R, 77, D]`` embeddings, positions ``1..n_ctx`` replaced in blocks 1..len(deep)."""
+def ref_text_from_embeddings(m, x, eot, n_ctx=0, deep=(), all_tokens=False):
+    """Upstream text tower: ``x [R, 77, D]`` embeddings, positions ``1..n_ctx`` replaced in blocks 1..len(deep);
+    the EOT features, or with ``all_tokens`` every projected token ``[R, 77, E]``."""
     x = x + m.positional_embedding
     for i, block in enumerate(m.transformer.resblocks):
         if 1 <= i <= len(deep):
             x = torch.cat([x[:, :1], deep[i - 1].expand(x.shape[0], -1, -1), x[:, 1 + n_ctx:]], dim=1)
         x = block(x, attn_mask=m.attn_mask)
     x = m.ln_final(x)
+    if all_tokens:
+        return x @ m.text_projection
     return x[torch.arange(x.shape[0]), eot] @ m.text_projection
 
 
-def ref_text(m, texts, n_ctx, ctx, deep=()):
+def ref_text(m, texts, n_ctx, ctx, deep=(), all_tokens=False):
     """Tokenise ``texts`` (full 77 positions), put ``ctx`` ([n, D] or per row [R, n, D]) at 1..n_ctx."""
     tokens = clip.tokenize(texts)
     x = m.token_embedding(tokens)
     ctx = ctx.expand(len(texts), -1, -1) if ctx.dim() == 2 else ctx
     x = torch.cat([x[:, :1], ctx, x[:, 1 + n_ctx:]], dim=1)
-    return ref_text_from_embeddings(m, x, tokens.argmax(-1), n_ctx, deep)
+    return ref_text_from_embeddings(m, x, tokens.argmax(-1), n_ctx, deep, all_tokens)
 
 
 def ref_image(m, images, vctx=None, deep=()):
@@ -153,22 +156,37 @@ def test_maple_equals_upstream_semantics(make_cfg, root, tmp_path, plain):
     assert loss.item() == pytest.approx(F.cross_entropy(ref, labels).item(), abs=1e-5)
 
 
+def save_upstream_checkpoint(directory, learner, epoch, extra):
+    """A full-state checkpoint as MaPLe / ALIGN write it: the prompt learner (fp16), ``extra`` (class buffers)
+    and frozen CLIP tensors, under ``MultiModalPromptLearner/``. Returns its state dict."""
+    upstream = {f"prompt_learner.{k}": v.detach().half() for k, v in learner.state_dict().items()}
+    upstream.update({"image_encoder.conv1.weight": torch.zeros(1), "text_encoder.positional_embedding": torch.zeros(1),
+                     "logit_scale": torch.zeros(()), **extra})
+    folder = directory / "MultiModalPromptLearner"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": upstream, "epoch": epoch, "optimizer": None, "scheduler": None},
+               folder / f"model.pth.tar-{epoch}")
+    return upstream
+
+
+def load_upstream_checkpoint(trainer, directory, epoch, upstream):
+    """Load it into ``trainer``; every learnable tensor must equal the checkpoint's. Returns the learner."""
+    with redirect_stdout(io.StringIO()):
+        trainer.load_model(str(directory), epoch=epoch)
+    pl = trainer.model.prompt_learner
+    for k, v in pl.state_dict().items():
+        assert_close(v, upstream[f"prompt_learner.{k}"].float(), 0)
+    return pl
+
+
 def test_maple_upstream_checkpoint_loads(make_cfg, root, tmp_path, plain):
     """A full-state checkpoint as MaPLe writes it (CLIP + prompt learner + class buffers) loads unchanged."""
     src = build(make_cfg, root, tmp_path / "src", "MaPLe")
     perturb(src.model.prompt_learner, seed=3)
-    upstream = {f"prompt_learner.{k}": v.detach().half() for k, v in src.model.prompt_learner.state_dict().items()}
-    upstream.update({"prompt_learner.token_prefix": torch.zeros(4, 1, 32), "image_encoder.conv1.weight": torch.zeros(1),
-                     "text_encoder.positional_embedding": torch.zeros(1), "logit_scale": torch.zeros(())})
-    folder = tmp_path / "upstream" / "MultiModalPromptLearner"
-    folder.mkdir(parents=True)
-    torch.save({"state_dict": upstream, "epoch": 5, "optimizer": None, "scheduler": None}, folder / "model.pth.tar-5")
+    upstream = save_upstream_checkpoint(tmp_path / "upstream", src.model.prompt_learner, 5,
+                                        {"prompt_learner.token_prefix": torch.zeros(4, 1, 32)})
     tr = build(make_cfg, root, tmp_path / "dst", "MaPLe")
-    with redirect_stdout(io.StringIO()):
-        tr.load_model(str(tmp_path / "upstream"), epoch=5)
-    pl = tr.model.prompt_learner
-    for k, v in pl.state_dict().items():
-        assert_close(v, upstream[f"prompt_learner.{k}"].float(), 0)
+    pl = load_upstream_checkpoint(tr, tmp_path / "upstream", 5, upstream)
     images, _ = batch_of(tr)
     with torch.no_grad():
         assert_close(tr.model(images), maple_reference(plain, pl, images))
@@ -476,3 +494,55 @@ def test_non_finite_loss_names_epoch_and_batch(make_cfg, root, tmp_path):
     ckpt = torch.load(tmp_path / "VLPromptLearner" / "model.pth.tar-1", weights_only=False)
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
     assert not (tmp_path / "VLPromptLearner" / "model.pth.tar-2").exists()
+
+
+# ------------------------------------------------------------------------------------- prompt sets
+class TwoSetLearner(trainers.prompts.PromptLearner):
+    """S = 2 prompt sets (ALIGN's layout): set 0 "a photo of a {c}." with 2 context slots, set 1 "X X {c}."."""
+
+    def __init__(self, m, classnames):
+        super().__init__()
+        gen = torch.Generator().manual_seed(5)
+        self.classes = trainers.prompts.ClassTokens(m, classnames, ["a photo of a", "X X"], 2)
+        self.ctx = torch.nn.Parameter(torch.randn(2, 2, 32, generator=gen) * 0.1)
+        self.deep_t = torch.nn.Parameter(torch.randn(2, 2, 32, generator=gen) * 0.1)
+        self.vctx = torch.nn.Parameter(torch.randn(2, 3, 64, generator=gen) * 0.1)
+        self.deep_v = torch.nn.Parameter(torch.randn(2, 3, 64, generator=gen) * 0.1)
+
+    def forward(self, image_features=None):
+        return trainers.prompts.Prompts(class_tokens=self.classes, text_ctx=self.ctx, text_deep=[self.deep_t],
+                                        vision_ctx=self.vctx, vision_deep=[self.deep_v], sets=2,
+                                        token_outputs=True)
+
+
+def test_prompt_sets_and_token_outputs_equal_per_set_references(plain):
+    import copy
+
+    model = PromptedCLIP(copy.deepcopy(plain), TwoSetLearner(plain, CLASSNAMES), backbone_name="tiny").eval()
+    pl = model.prompt_learner
+    images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        prompts = pl()
+        text, token_chunks = model.encode_text(prompts, class_chunk=3)
+        image, image_tokens = model.encode_image(images, prompts, tokens="all")
+        assert text.shape == (4, 2, 48) and image.shape == (3, 2, 48) and image_tokens.shape == (3, 2, 49 + 3, 48)
+        for s, prefix in enumerate(["a photo of a", "X X"]):
+            texts = [f"{prefix} {n}." for n in names()]
+            assert_close(text[:, s], ref_text(plain, texts, 2, pl.ctx[s], [pl.deep_t[s]]))
+            assert_close(image[:, s], ref_image(plain, images, pl.vctx[s], [pl.deep_v[s]]))
+        # token outputs: image rows b*S+s hold patches then the prompt outputs, after ln_post and proj
+        v = plain.visual
+        x = v.conv1(images).flatten(2).transpose(1, 2)
+        x = torch.cat([v.class_embedding.expand(3, 1, -1), x], dim=1) + v.positional_embedding
+        x = v.ln_pre(torch.cat([x, pl.vctx[1].expand(3, -1, -1)], dim=1))
+        x = v.transformer.resblocks[0](x)
+        x = torch.cat([x[:, :-3], pl.deep_v[1].expand(3, -1, -1)], dim=1)
+        x = v.ln_post(v.transformer.resblocks[1](x)) @ v.proj
+        assert_close(image_tokens[:, 1], x[:, 1:])
+        # text tokens: chunks of 3 and 1 classes, [c, S, L', E], cut after the chunk's last EOT
+        assert [t.shape[0] for t in token_chunks] == [3, 1]
+        tokens = clip.tokenize([f"a photo of a {n}." for n in names()])
+        assert token_chunks[0].shape[2] == int(tokens[:3].argmax(-1).max()) + 1
+        ref_tokens = ref_text(plain, [f"X X {n}." for n in names()], 2, pl.ctx[1], [pl.deep_t[1]], all_tokens=True)
+        length = token_chunks[1].shape[2]
+        assert_close(token_chunks[1][0, 1], ref_tokens[3, :length])

@@ -54,7 +54,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def check_common(cfg, train_batch):
-    """Keys shared by every CoOp / PromptSRC-family YAML (dassl.md §3.4)."""
+    """Keys shared by every CoOp / PromptSRC-family YAML (CoOp's and PromptSRC's ``configs/trainers/``)."""
     assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == train_batch
     assert cfg.DATALOADER.TEST.BATCH_SIZE == 100 and cfg.DATALOADER.NUM_WORKERS == 8
     assert cfg.INPUT.INTERPOLATION == "bicubic"
@@ -184,7 +184,8 @@ done
 [ -n "$out" ] || exit 0
 mkdir -p "$out"
 log=$out/log.txt
-[ -e "$log" ] && log=$out/log.txt-$(date +%Y-%m-%d-%H-%M-%S-%N)
+s=0  # as train.py: log.txt, else log.txt-<time stamp> of the first free second
+while [ -e "$log" ]; do log=$out/log.txt-$(date -d "+$s sec" +%Y-%m-%d-%H-%M-%S); s=$((s + 1)); done
 if [ "${FAKE_MODE:-done}" = partial ]; then
     printf 'epoch [1/2] batch [1/1] loss 1.0\n' > "$log"
 elif [ $eval_only = 1 ]; then
@@ -266,6 +267,8 @@ ARGS = {
        for m in ("promptsrc", "ivlp", "coop", "maple", "cocoop")},
     **{f"{m}/few_shot.sh": ["dtd", 4] for m in ("promptsrc", "ivlp", "maple")},
     "zsclip/base2new_test.sh": ["dtd", 1],
+    **{f"align/{s}": ["dtd", 1] for s in ("base2new_train.sh", "base2new_test.sh", "xd_train.sh", "xd_test.sh",
+                                          "few_shot.sh")},
     "sotglp/few_shot.sh": ["dtd"],
     "sotglp/few_shot_projfree.sh": ["dtd", 1],
     "sotglp/eval_ood.sh": [1],
@@ -277,8 +280,63 @@ def test_every_method_has_the_upstream_script_names():
         for s in ("base2new_train", "base2new_test", "reproduce_base2novel_setting", "xd_train", "xd_test",
                   "few_shot"):
             assert f"{m}/{s}.sh" in ARGS
-    on_disk = {osp.relpath(p, SCRIPTS) for p in glob.glob(osp.join(SCRIPTS, "*", "*.sh"))} - {"demo/run.sh"}
+    on_disk = {osp.relpath(p, SCRIPTS) for p in glob.glob(osp.join(SCRIPTS, "*", "*.sh"))
+               if not p.startswith(osp.join(SCRIPTS, "slurm"))} - {"demo/run.sh", "own/example.sh"}
     assert on_disk == set(ARGS) | {"promptot/base2new_all.sh"}
+    assert {f"align/{s}.sh" for s in ("base2new_train", "base2new_test", "xd_train", "xd_test", "few_shot")} <= on_disk
+
+
+ALIGN_B2N, ALIGN_XD = "vit_b16_c2_ep5_batch4_2ctx", "vit_b16_c2_ep2_batch4_2ctx_cross_datasets"
+
+
+def test_align_configs_values():
+    """wds2014/ALIGN configs/trainers/MMP (code values), the paper's base-to-new and cross-dataset values."""
+    expected = {ALIGN_B2N: (0.0025, 20, 4, 100), "sun397": (0.002, 20, 2, 4),
+                "vit_b16_c2_ep8_batch4_2ctx_paper": (0.0035, 8, 4, 100), ALIGN_XD: (0.0026, 2, 4, 100)}
+    assert sorted(osp.basename(p)[:-5] for p in glob.glob(osp.join(CFG_DIR, "ALIGN", "*.yaml"))) == sorted(expected)
+    for name, (lr, epochs, sets, test_batch) in expected.items():
+        cfg = merged(osp.join(CFG_DIR, "ALIGN", name + ".yaml"))
+        if test_batch == 100:
+            check_common(cfg, 4)
+        t = cfg.TRAINER.ALIGN
+        assert (cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.DATALOADER.TEST.BATCH_SIZE) == (lr, epochs, test_batch)
+        assert (t.TEXT_PROMPT_NUMBER, t.VISION_PROMPT_NUMBER, t.N_CTX, t.TEXT_PROMPT_DEPTH) == (sets, sets, 2, 9)
+        assert (t.HIERARCHICAL, t.USECT, t.PREC, t.CTX_INIT) == (True, False, "fp16", "a photo of a")
+        assert t.EPOCH_OVERRIDE == (name != ALIGN_XD)  # cross-dataset: the paper's 2 epochs hold
+
+
+def test_align_scripts(run):
+    assert run("align/base2new_train.sh", "dtd", 1).returncode == 0
+    assert run("align/base2new_train.sh", "sun397", 1).returncode == 0  # upstream's lighter config
+    r = run("align/base2new_train.sh", "dtd", 2, "vit_b16_c2_ep8_batch4_2ctx_paper", "OPTIM.MAX_EPOCH", "1")
+    assert r.returncode == 0, r.stderr
+    assert run("align/base2new_test.sh", "dtd", 1).returncode == 0
+    assert run("align/xd_train.sh", "imagenet", 1).returncode == 0
+    assert run("align/xd_test.sh", "imagenet_a", 1).returncode == 0
+    assert run("align/few_shot.sh", "dtd", 4, SEEDS="3").returncode == 0
+    r = run("align/base2new_train.sh", "dtd", 1, "nope")
+    assert r.returncode == 2 and "no config configs/trainers/ALIGN/nope.yaml" in r.stderr
+
+    def b2n(sub, ds, cfg, seed):
+        return f"output/base2new/{sub}/{ds}/shots_16/ALIGN/{cfg}/seed{seed}"
+
+    src = f"output/imagenet/ALIGN/{ALIGN_XD}_16shots/seed1"
+    assert run.argvs() == [
+        run.head("ALIGN", "dtd", ALIGN_B2N, 1, b2n("train_base", "dtd", ALIGN_B2N, 1)) + [
+            "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"],
+        run.head("ALIGN", "sun397", "sun397", 1, b2n("train_base", "sun397", "sun397", 1)) + [
+            "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"],
+        run.head("ALIGN", "dtd", "vit_b16_c2_ep8_batch4_2ctx_paper", 2,
+                 b2n("train_base", "dtd", "vit_b16_c2_ep8_batch4_2ctx_paper", 2)) + [
+            "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base", "OPTIM.MAX_EPOCH", "1"],
+        run.head("ALIGN", "dtd", ALIGN_B2N, 1, b2n("test_new", "dtd", ALIGN_B2N, 1)) + [
+            "--model-dir", str(run.out / b2n("train_base", "dtd", ALIGN_B2N, 1)), "--load-epoch", "20", "--eval-only",
+            "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "new"],
+        run.head("ALIGN", "imagenet", ALIGN_XD, 1, src) + ["DATASET.NUM_SHOTS", "16"],
+        run.head("ALIGN", "imagenet_a", ALIGN_XD, 1, f"output/evaluation/ALIGN/{ALIGN_XD}_16shots/imagenet_a/seed1") + [
+            "--model-dir", str(run.out / src), "--load-epoch", "2", "--eval-only"],
+        run.head("ALIGN", "dtd", ALIGN_B2N, 3, f"output/dtd/ALIGN/{ALIGN_B2N}_4shots/seed3") + ["DATASET.NUM_SHOTS", "4"],
+    ]
 
 
 @pytest.mark.parametrize("script", sorted(ARGS))
@@ -549,3 +607,23 @@ def test_sweep_goes_on_after_a_failure(run):
     assert [a[a.index("--output-dir") + 1].split("/")[-6] for a in run.argvs() if a[0] == "train.py"] == \
         ["train_base", "test_base", "test_new"]
     assert f"output10.0/base2new/train_base/dtd/shots_16/PromptOT/{COPY3}/seed1" in run.argvs()[0][12]
+
+
+def test_truncated_evaluation_log_is_rerun_and_agrees_with_extract_log(run):
+    """One rule for "finished": a result block without its accuracy line (a run killed while printing it) is
+    neither skipped by the scripts nor counted by extract_log.py."""
+    import extract_log
+
+    eval_dir = run.out / "output/base2new/test_new/dtd/shots_16/IVLP/vit_b16_c2_ep20_batch4_4+4ctx/seed1"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "log.txt").write_text("Evaluate on the *test* set\n=> result\n* total: 1,200\n* correct: 600\n")
+    with pytest.raises(extract_log.SkippedLog):
+        extract_log.parse_log_text((eval_dir / "log.txt").read_text())
+    (run.out / "output/base2new/train_base/dtd/shots_16/IVLP/vit_b16_c2_ep20_batch4_4+4ctx/seed1").mkdir(parents=True)
+    r = run("ivlp/base2new_test.sh", "dtd", 1, SUBS="new")
+    assert r.returncode == 0 and "Skipping" not in r.stdout, r.stdout
+    assert [a[a.index("--output-dir") + 1] for a in run.argvs()] == [str(eval_dir)]
+    rerun_log = next(p for p in eval_dir.iterdir() if p.name != "log.txt")  # log.txt-<time stamp>
+    assert extract_log.parse_log_text(rerun_log.read_text()).accuracy == 50.0
+    r = run("ivlp/base2new_test.sh", "dtd", 1, SUBS="new")  # now finished by both rules: skipped
+    assert "Skipping" in r.stdout and len(run.argvs()) == 1

@@ -1,2 +1,2 @@
 """The trainers. Importing this package registers every trainer in ``dassl.engine.TRAINER_REGISTRY``."""
-from . import cocoop, coop, ivlp, maple, promptot, promptsrc, sotglp, zsclip  # noqa: F401
+from . import align, cocoop, coop, ivlp, maple, promptot, promptsrc, sotglp, zsclip  # noqa: F401

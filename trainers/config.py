@@ -20,6 +20,49 @@ def _vl_prompt_node(n_ctx):
     return node
 
 
+def _align_node():
+    """ALIGN (upstream code name MMP): the keys of its ``train.py`` (values as there, except ``USECT``, whose
+    upstream default True selects a dead code path) and the project's fidelity switches (defaults = the
+    released code; see the README's ALIGN section)."""
+    node = CN()
+    node.N_CTX = 2
+    node.CTX_INIT = "a photo of a"  # split on tab characters: piece s initialises prompt set s
+    node.PREC = "fp16"
+    node.TEXT_PROMPT_DEPTH = 1  # depth of both branches (the configs use 9)
+    node.VISION_PROMPT_DEPTH = 1  # read by no upstream code; kept for config compatibility
+    node.TEXT_PROMPT_NUMBER = 4  # N
+    node.VISION_PROMPT_NUMBER = 4  # M (must equal N)
+    node.HIERARCHICAL = True  # token-level OT inside the prompt-level cost
+    node.USECT = False  # upstream's conditional-transport path is dead code: not implemented
+    # Project keys (fidelity switches; defaults = released code)
+    node.TOKEN_TERM = "similarity"  # similarity (code: + <T, S>) | distance (paper Eq. 6: + <T, 1 - S>)
+    node.COST_FORM = "additive"  # additive: (1 - s_g) + BETA * term | convex (Eq. 9): (1 - BETA)(1 - s_g) + BETA * term
+    node.BETA = 1.0  # weight of the token term
+    node.LOGITS = "global"  # global: scale * <T, s_g> (code) | full_cost: scale * (1 - <T, cost>)
+    node.OT_EPS = 0.1  # entropic regularisation of both levels
+    node.OT_MAX_ITER = 100
+    node.OT_THRESH = 1e-2  # upstream stop test: mean |r - r_prev| of the call below this
+    node.OT_DTYPE = "model"  # model: Sinkhorn in CLIP's dtype (fp16 under PREC fp16, as upstream) | fp32
+    node.TOKEN_SLICE = "prompt0_eot"  # prompt0_eot (code: prompt 0's EOT for all prompts) | per_prompt
+    node.EPOCH_OVERRIDE = True  # upstream setup_cfg: all-class runs train 30/50/80 epochs by shots (ImageNet 20)
+    node.CLASS_CHUNK = 0  # classes per token-level batch; 0: automatic from free memory
+    node.GRAD_CHECKPOINT = False  # checkpoint the transformer blocks (training memory for many classes)
+    return node
+
+
+def resolve_aliases(cfg, node: str, alias: str, defaults):
+    """Copy every key of ``cfg.TRAINER[alias]`` that differs from ``defaults`` into ``cfg.TRAINER[node]`` (the
+    upstream name of a trainer's keys acts as an alias). A key set differently under both names is an error."""
+    target, source = cfg.TRAINER[node], cfg.TRAINER[alias]
+    for key, value in source.items():
+        if value == defaults[key]:
+            continue
+        if target[key] != defaults[key] and target[key] != value:
+            raise ValueError(f"TRAINER.{alias}.{key} ({value}) and TRAINER.{node}.{key} ({target[key]}) disagree: "
+                             f"TRAINER.{alias}.* are aliases of TRAINER.{node}.*; set one of them")
+        target[key] = value
+
+
 def extend_cfg(cfg):
     """Add the baseline, method and project dataset keys to ``cfg`` (in place)."""
     # CoOp / CoCoOp (CoOp:train.py)
@@ -66,6 +109,10 @@ def extend_cfg(cfg):
     cfg.TRAINER.PROMPTOT.OT_COST_SCALE = 0.5  # eta1: cost = scale * squared L2
     cfg.TRAINER.PROMPTOT.OT_MODALITY_WEIGHTS = (1.0, 1.0)  # image, text parts of the squared distance
     cfg.TRAINER.PROMPTOT.ZS_TEXT = "template0"  # template0 | ensemble60
+
+    # ALIGN; TRAINER.MMP.* (upstream's names) are aliases, merged by the trainer (``resolve_aliases``)
+    cfg.TRAINER.ALIGN = _align_node()
+    cfg.TRAINER.MMP = _align_node()
 
     # SOT-GLP (Deniz2304988/SOT-GLP: sot-glp/train_sot_glp.py flags, run_*.sh values; released defaults)
     t = cfg.TRAINER.SOTGLP = CN()

@@ -66,6 +66,9 @@ MAX_PERMUTATION_SIZE = 6
 BATCH_LAST_MAX_SIZE = 64
 # Converged problems are removed from the iterated batch once at most this fraction of it still runs.
 COMPACT_KEEP_FRACTION = 0.5
+# Stop rule "upstream": problems with at most this many columns are iterated in the problem-minor layout
+# (elementwise products vectorised over problems beat batched matrix-vector products of narrow matrices).
+UPSTREAM_LAST_MAX_N = 16
 
 
 # --------------------------------------------------------------------------------------------------
@@ -87,15 +90,16 @@ def _marginal(x, batch_shape, size, dtype, device):
     return torch.broadcast_to(x, batch_shape + (size,)).reshape(-1, size)
 
 
-def _prepare(cost, a, b):
-    """Flatten ``cost [..., m, n]`` to ``[P, m, n]`` in the compute dtype, with ``a [P, m]``, ``b [P, n]``.
+def _prepare(cost, a, b, dtype=None):
+    """Flatten ``cost [..., m, n]`` to ``[P, m, n]`` in the compute dtype (default: see the module docstring),
+    with ``a [P, m]``, ``b [P, n]``.
 
     Returns ``(C, a, b, batch_shape, padded)``; ``padded`` says whether any marginal entry is zero.
     """
     if cost.dim() < 2 or 0 in cost.shape[-2:]:
         raise ValueError(f"cost must have shape [..., m, n] with m, n > 0, got {tuple(cost.shape)}")
     batch_shape, (m, n) = tuple(cost.shape[:-2]), cost.shape[-2:]
-    dtype = _compute_dtype(cost.dtype)
+    dtype = dtype or _compute_dtype(cost.dtype)
     C = cost.detach().to(dtype).reshape(-1, m, n)
     a_ = _marginal(a, batch_shape, m, dtype, cost.device)
     b_ = _marginal(b, batch_shape, n, dtype, cost.device)
@@ -571,8 +575,9 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
     repeat at most ``max_iter`` times ``r <- a / (K c)``, ``c <- b / (K^T r)`` with ``K = exp(-C / eps)``
     (no cost shift: the stop test depends on the scale of ``r``); stop after the first iteration where the
     mean of ``|r - r_prev|`` over the call's valid rows is below ``tol``. A stopped call is frozen while
-    the others go on; ``sync_every`` iterations pass between host-side "all stopped?" tests. Plan
-    ``diag(r) K diag(c)``; a call whose plan has a NaN returns its kernel ``K`` (upstream's fallback).
+    the others go on; ``sync_every`` iterations pass between host-side tests, where the stopped calls leave
+    the iterated batch once at most ``COMPACT_KEEP_FRACTION`` of it still runs (as with the "tol" rule).
+    Plan ``diag(r) K diag(c)``; a call whose plan has a NaN returns its kernel ``K`` (upstream's fallback).
 
     Writes the plan into ``out [P, m, n]``; returns ``n_iter``, ``fallback``, ``converged`` ``[n_calls]``.
     ``capped`` (a list, optional) receives the number of calls still running at ``max_iter`` (one host
@@ -583,49 +588,77 @@ def _upstream_calls(C, a, b, eps, n_calls, out, *, padded, max_iter, tol, sync_e
     rows, cols = (a > 0)[:, :, None], (b > 0)[:, None, :]
     if padded:  # padding meets only exact zeros of r and c: any finite kernel there (here 1) gives the same
         C = C.masked_fill(~(rows & cols), 0.0)  # products, while inf or NaN would give 0 * inf = NaN
-    layout = _layout(m, n)
+    layout = "last" if n <= UPSTREAM_LAST_MAX_N else _layout(m, n)
+    axis = -1 if layout == "last" else 0
     K, A_c, A_r = _kernel(C, eps, layout)
+    plan_operand = A_r
     a_, b_ = _vec(a, layout), _vec(b, layout)
     r, c = (a_ > 0).to(C.dtype), (b_ > 0).to(C.dtype)
     # padded rows / columns: 0 / (K c + 1) = 0 whatever K holds there (adding 0 elsewhere is exact)
     pad_r, pad_c = (1.0 - r, 1.0 - c) if padded else (None, None)
-    count = _per_problem_sum(r, layout).reshape(G, size).sum(-1).clamp_min(1)  # valid rows per call
+    count = _per_problem_sum(r.float(), layout).reshape(G, size).sum(-1).clamp_min(1)  # valid rows per call
+    data = (A_c, A_r, a_, b_, pad_r, pad_c)
+    r_out, c_out = r.clone(), c.clone()
+    n_iter_out = torch.zeros(G, dtype=torch.long, device=C.device)
+    converged = torch.ones(G, dtype=torch.bool, device=C.device)
+    calls = torch.arange(G, device=C.device)  # the calls in the iterated batch (all, until compacted)
     active = torch.ones(G, dtype=torch.bool, device=C.device)
     n_iter = torch.zeros(G, dtype=torch.long, device=C.device)
     single = G == 1 and sync_every == 1  # one call tested every iteration: no freezing, just stop
     threshold = tol * float(count[0]) if single else None  # sum |r - r_prev| < tol * (valid rows)
+
+    def problems_of(idx):
+        return (idx[:, None] * size + torch.arange(size, device=C.device)).reshape(-1)
+
+    def write_back():
+        dest = problems_of(calls)
+        _put(r_out, dest, r, axis)
+        _put(c_out, dest, c, axis)
+        n_iter_out[calls], converged[calls] = n_iter, ~active
+
     it = 0
     for it in range(1, max_iter + 1):
+        A_c, A_r, a_, b_, pad_r, pad_c = data
         Kc = _apply(A_c, c, layout)
         r_new = a_ / (Kc if pad_r is None else Kc + pad_r)
         Kr = _apply(A_r, r_new, layout)
         c_new = b_ / (Kr if pad_c is None else Kr + pad_c)
         if single:
-            done = float((r_new - r).abs_().sum()) < threshold  # NaN never stops, as upstream
+            done = float((r_new - r).float().abs_().sum()) < threshold  # NaN never stops, as upstream
             r, c = r_new, c_new
             if done:
                 active[0] = False
                 break
             continue
-        change = _per_problem_sum((r_new - r).abs(), layout).reshape(G, size).sum(-1) / count
+        change = _per_problem_sum((r_new - r).abs().float(), layout).reshape(len(calls), size).sum(-1) / count
         r, c = _freeze(r_new, r, active, layout), _freeze(c_new, c, active, layout)
         n_iter += active
         active = active & ~(change < tol)
-        if it % sync_every == 0 and not bool(active.any()):
-            break
+        if it % sync_every == 0:
+            n_active = int(active.sum())
+            if not n_active:
+                break
+            if n_active <= COMPACT_KEEP_FRACTION * len(calls):  # the stopped calls leave the batch
+                write_back()
+                keep = _nonzero(active)
+                idx = problems_of(keep)
+                r, c = _take(r, idx, axis), _take(c, idx, axis)
+                data = tuple(None if d is None else _take(d, idx, axis) for d in data)
+                calls, count, n_iter, active = calls[keep], count[keep], n_iter[keep], active[keep]
     else:
         if capped is not None:
             capped.append(int(active.sum()))
     if single:
         n_iter[0] = it
-    plan = _gibbs_plan(K, A_r, r, c, layout, out)
+    write_back()
+    plan = _gibbs_plan(K, plan_operand, r_out, c_out, layout, out)
     fallback = torch.isnan(plan.reshape(G, -1).sum(-1))  # a sum of entries >= 0 is NaN iff one of them is
     if bool(fallback.any()):
         kernel = C.div(-eps).exp_()
         if padded:
             kernel.masked_fill_(~rows, 0.0).masked_fill_(~cols, 0.0)
         plan.copy_(torch.where(fallback.repeat_interleave(size)[:, None, None], kernel, plan))
-    return n_iter, fallback, ~active
+    return n_iter_out, fallback, converged
 
 
 def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_every, capped=None):
@@ -653,7 +686,7 @@ def _sinkhorn_upstream(C, a, b, eps, n_calls, *, padded, max_iter, tol, check_ev
 # public API
 # --------------------------------------------------------------------------------------------------
 def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto", stop_rule="tol",
-             call_dims=0, check_every=10, log=False, cap_hint=None):
+             call_dims=0, check_every=10, log=False, cap_hint=None, compute_dtype=None):
     r"""Entropic OT plans of a batch of problems (POT's ``ot.sinkhorn``, batched).
 
     Solves, for every problem of the batch,
@@ -708,6 +741,10 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         Also return a dict of per-problem tensors of shape ``[...]``: ``n_iter``, ``converged`` and, for
         ``"tol"``, ``err`` (final error), ``log_domain`` and ``newton`` (finished by Newton's method);
         for ``"upstream"``, ``fallback``.
+    compute_dtype : torch dtype, optional
+        ``"upstream"`` only: iterate in this dtype instead of float32 / float64, e.g. ``torch.float16`` to
+        reproduce upstream code that runs Sinkhorn on fp16 similarities (the stop test's mean is taken in
+        float32). The plan is returned in this dtype.
     cap_hint : str, optional
         Names the settings behind ``eps`` / ``max_iter`` in the warning below (e.g. the config keys
         ``TRAINER.PROMPTOT.OT_EPS / TRAINER.PROMPTOT.OT_ITERS``); default: these arguments.
@@ -731,7 +768,9 @@ def sinkhorn(cost, a=None, b=None, *, eps, max_iter=None, tol=None, method="auto
         raise ValueError(f"unknown method {method!r}")
     if check_every < 1:
         raise ValueError("check_every must be >= 1")
-    C, a_, b_, batch_shape, padded = _prepare(cost, a, b)
+    if compute_dtype is not None and stop_rule != "upstream":
+        raise ValueError('compute_dtype is supported with stop_rule="upstream" only')
+    C, a_, b_, batch_shape, padded = _prepare(cost, a, b, compute_dtype)
     if not 0 <= call_dims <= len(batch_shape):
         raise ValueError(f"call_dims={call_dims} outside 0..{len(batch_shape)} (batch dims of the cost)")
     if len(C) == 0:

@@ -33,7 +33,7 @@ def learnable_names(module):
 
 def load_learnable(module, state_dict, source):
     """Load the learnable tensors of ``module`` from ``state_dict`` (ours or upstream's full state)."""
-    if hasattr(module, "load_trainable_state_dict"):
+    if isinstance(module, PromptedCLIP):
         return module.load_trainable_state_dict(state_dict, source)
     expected = set(learnable_names(module))
     missing = expected - set(state_dict)
@@ -43,13 +43,13 @@ def load_learnable(module, state_dict, source):
 
 
 class PromptTrainer(TrainerX):
-    """Base of CoOp / IVLP / PromptSRC / PromptOT (and later prompt methods)."""
+    """Base of CoOp, CoCoOp, IVLP, MaPLe, PromptSRC, PromptOT (and later prompt methods)."""
 
     #: name of the config node under ``cfg.TRAINER`` (e.g. ``"IVLP"``)
     cfg_node = ""
     #: the name the model is registered (and checkpointed) under
     model_name = "VLPromptLearner"
-    #: the prompted model class (a ``PromptedCLIP``)
+    #: the model: a ``PromptedCLIP`` (subclasses score differently, e.g. ALIGN's optimal transport)
     model_class = PromptedCLIP
 
     # ----------------------------------------------------------------------------------------- config
@@ -231,7 +231,7 @@ class PromptTrainer(TrainerX):
             if not self._eval_cache:
                 return self.model(images).float()
             if self._eval_text is None:
-                self._eval_text = self.model.encode_text(self.model.prompt_learner())
+                self._eval_text = self.model.class_encodings(self.model.prompt_learner())
             return self.model(images, text_features=self._eval_text).float()
 
     def class_chunk(self):
@@ -260,8 +260,12 @@ class PromptTrainer(TrainerX):
             if not osp.exists(model_path):
                 folder = osp.dirname(model_path)
                 avail = sorted(f for f in os.listdir(folder) if f.startswith("model")) if osp.isdir(folder) else []
+                others = [] if avail else sorted(f for f in os.listdir(directory) if osp.isdir(osp.join(directory, f))
+                                                 and any(g.startswith("model") for g in os.listdir(osp.join(directory, f))))
                 raise FileNotFoundError(f'Model not found at "{model_path}"'
-                                        + (f"; available: {', '.join(avail)}" if avail else ""))
+                                        + (f"; available: {', '.join(avail)}" if avail else "")
+                                        + (f"; {directory} holds checkpoints of {', '.join(others)}: another trainer's "
+                                           f"(this one saves {name})" if others else ""))
             checkpoint = load_checkpoint(model_path)
             state_dict = {k: v for k, v in checkpoint["state_dict"].items()
                           if not k.endswith(("token_prefix", "token_suffix"))}

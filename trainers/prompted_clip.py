@@ -89,6 +89,11 @@ class PromptedCLIP(nn.Module):
             return out[0].view(images.shape[0], sets, -1), out[1].view(images.shape[0], sets, *out[1].shape[1:])
         return out.view(images.shape[0], sets, -1)
 
+    def class_encodings(self, prompts: Prompts):
+        """What ``forward(images, text_features=...)`` needs of the class prompts (encoded once per evaluation):
+        here the text features ``[C, E]``."""
+        return self.encode_text(prompts)
+
     # ------------------------------------------------------------------------------- convenience
     def text_features(self) -> torch.Tensor:
         """Prompted text features of every class, ``[C, E]`` (learners whose prompts ignore the image)."""
@@ -110,21 +115,25 @@ class PromptedCLIP(nn.Module):
 
         ``mean="raw"``: average the raw template features, then normalise (PromptSRC's ``fixed_embeddings``);
         ``"normalized"``: normalise each template's features first. All ``T x C`` prompts are encoded in
-        chunks of ``chunk`` sequences, each cut after its longest EOT (the text tower is causal)."""
+        chunks of ``chunk`` sequences of similar length, each cut after its longest EOT (the text tower is
+        causal, so no feature changes)."""
         if mean not in ("raw", "normalized"):
             raise ValueError(f"frozen text mean must be 'raw' or 'normalized', got '{mean}'")
         device = self.token_embedding.weight.device
         names = [c.replace("_", " ") for c in classnames]
-        texts = [t.format(n) for t in templates for n in names]  # template-major
-        feats = []
-        for i in range(0, len(texts), chunk):
-            tokens = clip.tokenize(texts[i:i + chunk])
-            eot = tokens.argmax(dim=-1)
-            length = int(eot.max()) + 1
-            tokens, eot = tokens[:, :length].to(device, non_blocking=True), eot.to(device, non_blocking=True)
-            f = self.text_encoder(self.token_embedding(tokens), eot).float()
-            feats.append(f if mean == "raw" else normalize(f))
-        feats = torch.cat(feats).view(len(templates), len(names), -1)
+        tokens = clip.tokenize([t.format(n) for t in templates for n in names])  # template-major
+        eot = tokens.argmax(dim=-1)
+        order = eot.argsort()  # chunks of similar lengths: little padding
+        feats = None
+        for i in range(0, len(tokens), chunk):
+            rows = order[i:i + chunk]
+            length = int(eot[rows[-1]]) + 1
+            f = self.text_encoder(self.token_embedding(tokens[rows, :length].to(device, non_blocking=True)),
+                                  eot[rows].to(device, non_blocking=True)).float()
+            if feats is None:
+                feats = f.new_empty(len(tokens), f.shape[-1])
+            feats[rows.to(device)] = f if mean == "raw" else normalize(f)
+        feats = feats.view(len(templates), len(names), -1)
         return normalize(feats.mean(0))
 
     # ---------------------------------------------------------------------------------- logits

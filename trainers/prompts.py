@@ -103,9 +103,11 @@ def context_init(clip_model, ctx_init: str, n_ctx: int, rule: str) -> Tuple[Opti
     return init, ctx_init, n_ctx
 
 
-def random_prompts(n: int, width: int, count: int) -> nn.ParameterList:
-    """``count`` prompts ``[n, width]`` ~ N(0, 0.02) (deep prompts of blocks ``1 .. count``)."""
-    return nn.ParameterList([nn.Parameter(torch.empty(n, width).normal_(std=PROMPT_INIT_STD)) for _ in range(count)])
+def random_prompts(n: int, width: int, count: int, sets: Optional[int] = None) -> nn.ParameterList:
+    """``count`` prompts ``[n, width]`` (``[sets, n, width]`` when ``sets`` is given) ~ N(0, 0.02) (deep prompts
+    of blocks ``1 .. count``)."""
+    shape = (n, width) if sets is None else (sets, n, width)
+    return nn.ParameterList([nn.Parameter(torch.empty(shape).normal_(std=PROMPT_INIT_STD)) for _ in range(count)])
 
 
 def clamp_depth(key: str, depth: int, n_layers: int) -> int:

@@ -1,4 +1,4 @@
-"""Prompt templates shared by every trainer (one place; datasets.md §9).
+"""Prompt templates shared by every trainer (one place; CoOp's ``trainers/zsclip.py`` ``CUSTOM_TEMPLATES`` and PromptSRC's ``IMAGENET_TEMPLATES``).
 
 ``CUSTOM_TEMPLATES`` is keyed by ``DATASET.NAME``; class names are formatted after ``_`` -> space.
 """

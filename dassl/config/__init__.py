@@ -1,4 +1,5 @@
 """``get_cfg_default()`` and config-file merging that names the offending file."""
+import yaml
 from yacs.config import CfgNode
 
 from .defaults import _C as cfg_default
@@ -35,6 +36,12 @@ def merge_from_file(cfg, path):
                        "exist only when that trainer's config is extended (trainers/config.py).") from None
     except ValueError as e:
         raise ValueError(f'{e} (in config file "{path}")') from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f'config file "{path}" is not valid YAML{where}: {problem}. Fix the file '
+                         "(indent nested keys with spaces, KEY: value)") from None
 
 
 def merge_from_list(cfg, opts):

@@ -11,11 +11,14 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from dassl.data import DataManager
+from dassl.engine.midepoch import MidEpochCheckpoints
 from dassl.evaluation import build_evaluator
 from dassl.optim import build_lr_scheduler, build_optimizer
+
 from dassl.utils import (
-    AverageMeter, MetricMeter, count_num_param, get_rng_state, load_checkpoint, load_pretrained_weights, mkdir_if_missing,
-    resume_from_checkpoint, save_checkpoint, tolist_if_not,
+    AverageMeter, MetricMeter, count_num_param, find_resume_checkpoint, get_rng_state, load_checkpoint, signals,
+    load_pretrained_weights, mkdir_if_missing, remove_stale_temp_files, resume_from_checkpoint, save_checkpoint,
+    tolist_if_not,
 )
 
 
@@ -50,7 +53,7 @@ class SimpleNet(nn.Module):
         return (y, f) if return_feature else y
 
 
-class TrainerBase:
+class TrainerBase(MidEpochCheckpoints):
     """Registered models/optimizers/schedulers, the epoch loop and checkpoint I/O."""
 
     def __init__(self):
@@ -88,7 +91,7 @@ class TrainerBase:
         """Inverse of :meth:`model_state_dict` (used when resuming)."""
         self._models[name].load_state_dict(state_dict)
 
-    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name="", extra=None):
         for name in self.get_model_names():
             optim = self._optims[name]
             sched = self._scheds[name]
@@ -100,6 +103,7 @@ class TrainerBase:
                     "scheduler": sched.state_dict() if sched is not None else None,
                     "val_result": val_result,
                     "rng_state": get_rng_state(),
+                    **(extra or {}),
                 },
                 osp.join(directory, name),
                 is_best=is_best,
@@ -108,8 +112,10 @@ class TrainerBase:
 
     def resume_model_if_exist(self, directory):
         names = self.get_model_names()
-        file_missing = any(not osp.exists(osp.join(directory, name)) for name in names)
-        if file_missing:
+        # A folder without a valid pointer falls back to its newest loadable model.pth.tar-N (a run killed
+        # while saving); nothing loadable means a fresh start.
+        found = {name: find_resume_checkpoint(osp.join(directory, name)) for name in names}
+        if any(path is None for path, _ in found.values()):
             print("No checkpoint found, train from scratch")
             return 0
         print(f"Found checkpoint at {directory} (will resume training)")
@@ -117,7 +123,9 @@ class TrainerBase:
         for name in names:
             path = osp.join(directory, name)
             start_epoch = resume_from_checkpoint(path, self._models[name], self._optims[name], self._scheds[name],
-                                                 load_state=lambda sd, name=name: self.load_model_state(name, sd))
+                                                 load_state=lambda sd, name=name: self.load_model_state(name, sd),
+                                                 found=found[name])
+            self.note_resumed_checkpoint(found[name][1])
         return start_epoch
 
     def load_model(self, directory, epoch=None):
@@ -299,6 +307,7 @@ class SimpleTrainer(TrainerBase):
         directory = self.cfg.OUTPUT_DIR
         if self.cfg.RESUME:
             directory = self.cfg.RESUME
+        remove_stale_temp_files(self.output_dir, self.get_model_names())
         self.start_epoch = self.resume_model_if_exist(directory)
         writer_dir = osp.join(self.output_dir, "tensorboard")
         mkdir_if_missing(writer_dir)
@@ -352,6 +361,7 @@ class SimpleTrainer(TrainerBase):
             output = self.model_inference(input)
             self.evaluator.process(output, label)
         results = self.evaluator.evaluate()
+        self.last_test_result = {"split": split, **results}  # read by the run's provenance record
         for k, v in results.items():
             self.write_scalar(f"{split}/{k}", v, self.epoch)
         return list(results.values())[0]
@@ -381,7 +391,7 @@ class TrainerX(SimpleTrainer):
         self.num_batches = len(self.train_loader_x)
         end = time.time()
         recent_losses = []  # (batch index, loss tensor) since the last sync
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
+        for self.batch_idx, batch in self.epoch_batches(self.train_loader_x):
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
@@ -415,6 +425,10 @@ class TrainerX(SimpleTrainer):
                     self.write_scalar("train/" + name, float(meter.avg), n_iter)
                 self.write_scalar("train/lr", self.get_current_lr(), n_iter)
             end = time.time()
+            if signals.checkpoint_requested():  # a preemption checkpoint is written from finite weights only
+                self.check_finite_losses(recent_losses)
+                recent_losses = []
+            self.after_batch()
 
     def check_finite_losses(self, recent_losses):
         """Stop with a clear message when a loss since the last check is NaN or infinite (one host sync).

@@ -1,6 +1,6 @@
 """``build_lr_scheduler`` with Dassl's constant / linear warmup wrappers, on current torch.
 
-Differences from upstream (bugs not copied, spec dassl.md §11): no ``verbose`` argument (removed in
+Differences from upstream (bugs of Dassl.pytorch's ``dassl/optim/lr_scheduler.py`` not copied): no ``verbose`` argument (removed in
 torch 2.7); ``state_dict()`` stores the inner scheduler's *state* instead of the pickled object, and
 ``load_state_dict`` restores it into the live inner scheduler, so LR updates after a resume reach the
 live optimizer. Old checkpoints holding a pickled ``successor`` object still load.

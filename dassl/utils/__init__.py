@@ -4,6 +4,7 @@ from .logger import Logger, setup_logger  # noqa: F401
 from .meters import AverageMeter, MetricMeter  # noqa: F401
 from .registry import Registry  # noqa: F401
 from .torchtools import (  # noqa: F401
-    atomic_torch_save, count_num_param, get_rng_state, set_rng_state, load_checkpoint, load_pretrained_weights,
+    CheckpointWriteError, atomic_torch_save, count_num_param, find_resume_checkpoint, get_rng_state,
+    remove_stale_temp_files, set_rng_state, load_checkpoint, load_pretrained_weights,
     resume_from_checkpoint, save_checkpoint,
 )

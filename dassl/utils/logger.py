@@ -4,18 +4,22 @@ import os.path as osp
 import sys
 import time
 
-__all__ = ["Logger", "setup_logger"]
+__all__ = ["Logger", "setup_logger", "new_log_path"]
 
 
 class Logger:
-    """Write to the console and to ``fpath``; ``flush`` also fsyncs the file."""
+    """Write to the console and to ``fpath``; ``flush`` also fsyncs the file.
+
+    Every complete line is handed to the operating system at once, so a run killed by SIGTERM or SIGKILL
+    (a Slurm time limit, a preemption) leaves a log that ends at the last line it printed.
+    """
 
     def __init__(self, fpath=None):
         self.console = sys.stdout
         self.file = None
         if fpath is not None:
             os.makedirs(osp.dirname(osp.abspath(fpath)), exist_ok=True)
-            self.file = open(fpath, "w")
+            self.file = open(fpath, "a")
 
     def __del__(self):
         self.close()
@@ -28,12 +32,14 @@ class Logger:
 
     def write(self, msg):
         self.console.write(msg)
-        if self.file is not None:
+        if self.file is not None and not self.file.closed:
             self.file.write(msg)
+            if "\n" in msg:
+                self.file.flush()
 
     def flush(self):
         self.console.flush()
-        if self.file is not None:
+        if self.file is not None and not self.file.closed:
             self.file.flush()
             os.fsync(self.file.fileno())
 
@@ -46,6 +52,25 @@ class Logger:
             self.file.close()
 
 
+def new_log_path(fpath):
+    """Create and return ``fpath``, or ``fpath-<time stamp>`` (Dassl's ``-%Y-%m-%d-%H-%M-%S``) when it exists.
+
+    The file is created exclusively, so two runs never share a log: when the stamp of this second is taken,
+    the next free second is used (the name stays in Dassl's format and sorts by start order).
+    """
+    os.makedirs(osp.dirname(osp.abspath(fpath)), exist_ok=True)
+    candidates = [fpath] if not osp.exists(fpath) else []
+    now = time.time()
+    candidates += [fpath + time.strftime("-%Y-%m-%d-%H-%M-%S", time.localtime(now + k)) for k in range(3600)]
+    for path in candidates:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free log name next to {fpath} (3600 logs started in the same hour?)")
+
+
 def setup_logger(output=None):
     """Tee stdout to ``output`` (a ``.txt``/``.log`` file) or ``output/log.txt``; never overwrite a log."""
     if output is None:
@@ -54,8 +79,7 @@ def setup_logger(output=None):
         fpath = output
     else:
         fpath = osp.join(output, "log.txt")
-    if osp.exists(fpath):
-        fpath += time.strftime("-%Y-%m-%d-%H-%M-%S")
+    fpath = new_log_path(fpath)
     # Unwrap a previous tee so two runs in one process do not nest.
     if isinstance(sys.stdout, Logger):
         sys.stdout.close()

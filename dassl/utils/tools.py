@@ -79,7 +79,9 @@ def read_image(path):
         with Image.open(path) as img:
             return img.convert("RGB")
     except Exception as e:  # PIL raises many kinds
-        raise IOError(f'Cannot read image "{path}": {e}. Re-download or remove this file.') from e
+        raise IOError(f'Cannot read image "{path}": {e}. Re-download or remove this file '
+                      "(python -m datasets.check --root DATA --open lists every unreadable image; "
+                      "python -m miniworld.write --root DATA --force re-renders a mini-world tree)") from e
 
 
 def collect_env_info():

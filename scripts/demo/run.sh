@@ -5,8 +5,9 @@
 #   2. ZeroshotCLIP on the base and new classes     (scripts/zsclip/base2new_test.sh);
 #   3. IVLP: train on base (16 shots), test on new   (scripts/ivlp/base2new_{train,test}.sh);
 #   4. Prompt-OT: train on base, test on base + new  (scripts/promptot/base2new_{train,test}.sh);
-#  4b. SOT-GLP: 16 shots on the base classes; OOD detection against the new classes (scripts/sotglp/*.sh);
-#   5. tabulate with extract_log.py (Base / New / HM).
+#   5. ALIGN: train on base, test on new              (scripts/align/base2new_{train,test}.sh);
+#   6. SOT-GLP: 16 shots on the base classes; OOD detection against the new classes (scripts/sotglp/*.sh);
+#   7. tabulate with extract_log.py (Base / New / HM).
 # Finished runs are skipped (the scripts' own rule): delete $OUT_DEMO (default output/demo/runs) to rerun.
 # Environment: PY (python), DATA_DEMO (data root, default output/demo/data), OUT_DEMO, SEED_DEMO (default 1).
 set -euo pipefail
@@ -29,7 +30,7 @@ START=$(date +%s)
 
 step() {
     echo
-    echo "== [$1/5] $2   (elapsed $(( $(date +%s) - START )) s)"
+    echo "== [$1/7] $2   (elapsed $(( $(date +%s) - START )) s)"
 }
 
 mkdir -p "$DATA" "$OUT"
@@ -49,16 +50,31 @@ step 4 "Prompt-OT (lambda 10): train on the base classes, evaluate on base and n
 bash scripts/promptot/base2new_train.sh "$DS" "$SEED" 10.0 "$PROMPTOT_CFG" "${COMMON[@]}"
 LOADEP=$PROMPTOT_EPOCHS bash scripts/promptot/base2new_test.sh "$DS" "$SEED" 10.0 "$PROMPTOT_CFG" "${COMMON[@]}"
 
+# --- ALIGN stage (self-contained) ---------------------------------------------------------------------------
+# Its released config (N = M = 4 prompt sets, two-level OT, LR 0.0025, batch 4) with 5 epochs instead of 20
+# (each image is encoded once per prompt set: 20 epochs would take most of the demo's 10 minutes on 2 cores).
+# OMP_WAIT_POLICY=PASSIVE: its many mid-sized tensor operations stall under torch's spin-waiting thread pool
+# when other processes share the two cores.
+ALIGN_EPOCHS=5
+step 5 "ALIGN ($ALIGN_EPOCHS epochs): train on the base classes, evaluate on the new classes"
+(
+    export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+    bash scripts/align/base2new_train.sh "$DS" "$SEED" "${COMMON[@]}" OPTIM.MAX_EPOCH "$ALIGN_EPOCHS"
+    bash scripts/align/base2new_test.sh "$DS" "$SEED" "${COMMON[@]}" OPTIM.MAX_EPOCH "$ALIGN_EPOCHS"
+)
+# ------------------------------------------------------------------------------------------------------------
+
+
 # --- SOT-GLP stage (self-contained): few-shot on the 20 base classes, then OOD detection with the 20 held-out
 # (new) classes' test images as the OOD set (TRAINER.SOTGLP.OOD_DATASETS held_out_classes); ID = base test images.
-step 4b "SOT-GLP: 16 shots on the base classes, then OOD detection (OOD = the held-out new classes)"
+step 6 "SOT-GLP: 16 shots on the base classes, then OOD detection (OOD = the held-out new classes)"
 SOTGLP_DEMO=(DATASET.SUBSAMPLE_CLASSES base)
 bash scripts/sotglp/few_shot.sh "$DS" "$SEED" "${COMMON[@]}" "${SOTGLP_DEMO[@]}"
 SOURCE=$DS bash scripts/sotglp/eval_ood.sh "$SEED" "${COMMON[@]}" "${SOTGLP_DEMO[@]}" \
     TRAINER.SOTGLP.OOD_DATASETS "['held_out_classes']"
 # --- end of the SOT-GLP stage
 
-step 5 "Results (extract_log.py $OUT)"
+step 7 "Results (extract_log.py $OUT)"
 $PY extract_log.py "$OUT" --output_path "$OUT/tables" --overwrite
 echo
 echo "== Done in $(( $(date +%s) - START )) s. Logs under $OUT; tables in $OUT/tables."
