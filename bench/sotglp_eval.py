@@ -1,6 +1,6 @@
 """SOT-GLP evaluation benchmark: the batched local score against an upstream-semantics loop (not a test).
 
-    python -m bench sotglp_eval [--images 32] [--classes 100 1000] [--patches 196] [--prompts 4 6]
+    python -m bench sotglp-eval [--images 32] [--classes 100 1000] [--patches 196] [--prompts 4 6]
         [--repeat 3] [--device cpu|cuda] [--json out.json]
 
 Same process, same inputs: normalised patch features ``z [B, P, E]`` (E = 512) and local text features
@@ -87,7 +87,7 @@ def run(B, C, P, N, repeat):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench sotglp_eval", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench sotglp-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--classes", type=int, nargs="+", default=[100])

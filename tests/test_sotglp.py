@@ -454,7 +454,7 @@ def test_ood_scores_by_hand():
 
 
 def test_bench_eval_batched_equals_upstream_loop():
-    """``python -m bench sotglp_eval``'s two paths give the same logits (small sizes)."""
+    """``python -m bench sotglp-eval``'s two paths give the same logits (small sizes)."""
     from bench.sotglp_eval import run
 
     row = run(B=2, C=5, P=20, N=2, repeat=1)
