@@ -91,7 +91,8 @@ class SOTGLP(PromptTrainer):
                              f"{self.cfg.MODEL.BACKBONE.NAME}), got {t.V2V_START_LAYER}")
         model.v2v_start, model.v2v_alias = t.V2V_START_LAYER, t.V2V_FIRST_LAYER_ALIAS
         model.ot = OTConfig(topk=t.TOPK, eps=t.OT_EPS, max_iter=t.OT_MAX_ITER, thresh=t.OT_THRESH,
-                            stop_rule=t.OT_STOP_RULE, tol=t.OT_TOL, plan=t.OT_PLAN, score_norm=t.LOCAL_SCORE_NORM)
+                            stop_rule=t.OT_STOP_RULE, tol=t.OT_TOL, plan=t.OT_PLAN, score_norm=t.LOCAL_SCORE_NORM,
+                            unbalanced=t.OT_UNBALANCED, reg_m=t.OT_REG_M)
         model.set_text_checkpointing(t.CHECKPOINTING_SEGMENTS)
         # OOD sets are listed now, so a missing folder stops the run before any training
         try:
