@@ -105,16 +105,17 @@ def ref_image(m, images, local_proj, start=0, alias=True):
     return F.normalize(f, dim=-1), F.normalize(z, dim=-1)
 
 
-def ref_sinkhorn_batch(S_sel, eps=0.1, max_iter=100, thresh=0.01):
-    """PLOT / SOT-GLP Sinkhorn on a stack ``[P, k, N]`` of selected similarities (float64)."""
+def ref_sinkhorn_batch(S_sel, eps=0.1, max_iter=100, thresh=0.01, f=1.0):
+    """PLOT / SOT-GLP Sinkhorn on a stack ``[P, k, N]`` of selected similarities (float64); ``f < 1``: the
+    commented-out unbalanced variant (scalings to the power reg_m / (reg_m + eps))."""
     K = torch.exp(-(1 - S_sel.double()) / eps)
     P, k, n = K.shape
     a, b = torch.full((P, k), 1 / k, dtype=torch.float64), torch.full((P, n), 1 / n, dtype=torch.float64)
     r, c = torch.ones_like(a), torch.ones_like(b)
     for _ in range(max_iter):
         r0 = r
-        r = a / (K @ c.unsqueeze(-1)).squeeze(-1)
-        c = b / (K.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+        r = (a / (K @ c.unsqueeze(-1)).squeeze(-1)) ** f
+        c = (b / (K.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)) ** f
         if (r - r0).abs().mean().item() < thresh:
             break
     return r.unsqueeze(-1) * K * c.unsqueeze(-2)
@@ -132,7 +133,7 @@ def ref_sinkhorn_converged(S_sel, eps=0.1):
 
 
 def reference(m, pl, images, topk=10, rule="upstream", norm="mean_over_prompts", plan="sinkhorn", start=0,
-              alias=True, eps=0.1):
+              alias=True, eps=0.1, power=1.0):
     """``g [B, C, G]``, ``s [B, C]`` and ``r`` per the released code, looping over images and classes."""
     G = pl.global_prompt.shape[0]
     C, N = pl.local_prompts.shape[:2]
@@ -152,7 +153,7 @@ def reference(m, pl, images, topk=10, rule="upstream", norm="mean_over_prompts",
     if plan == "uniform":
         T = torch.full(S_sel.shape, 1 / S_sel[0].numel(), dtype=torch.float64)
     elif rule == "upstream":
-        T = ref_sinkhorn_batch(S_sel.detach(), eps)
+        T = ref_sinkhorn_batch(S_sel.detach(), eps, f=power)
     else:
         T = torch.stack([ref_sinkhorn_converged(x, eps) for x in S_sel.detach()])
     s = (T.float() * S_sel).sum((1, 2)) / (N if norm == "mean_over_prompts" else 1)
@@ -199,7 +200,8 @@ def test_init_as_released(make_cfg, root, tmp_path, plain):
     {"TRAINER.SOTGLP.OT_PLAN": "uniform"},
     {"TRAINER.SOTGLP.V2V_FIRST_LAYER_ALIAS": False, "TRAINER.SOTGLP.TOPK": 5},
     {"TRAINER.SOTGLP.V2V_START_LAYER": 1, "TRAINER.SOTGLP.CLASS_CHUNK": 3},
-], ids=["released", "sum-norm", "uniform-plan", "no-alias-top5", "start1-chunk3"])
+    {"TRAINER.SOTGLP.OT_UNBALANCED": True, "TRAINER.SOTGLP.OT_REG_M": 0.5},
+], ids=["released", "sum-norm", "uniform-plan", "no-alias-top5", "start1-chunk3", "unbalanced"])
 def test_equals_released_semantics(make_cfg, root, tmp_path, plain, opts):
     """Logits l = (mean_m g + s)/2, global and local loss, and the learnable tensors' gradients."""
     tr = build(make_cfg, root, tmp_path, **opts)
@@ -209,8 +211,11 @@ def test_equals_released_semantics(make_cfg, root, tmp_path, plain, opts):
     images, labels = batch_of(tr)
     loss, terms, logits = trainer_outputs(tr, images, labels)
     grads = torch.autograd.grad(loss, [pl.global_prompt, pl.local_prompts, pl.local_proj.weight])
+    power = t.OT_REG_M / (t.OT_REG_M + t.OT_EPS) if t.OT_UNBALANCED else 1.0
     g, s = reference(plain, pl, images, topk=t.TOPK, norm=t.LOCAL_SCORE_NORM, plan=t.OT_PLAN,
-                     start=t.V2V_START_LAYER, alias=t.V2V_FIRST_LAYER_ALIAS)
+                     start=t.V2V_START_LAYER, alias=t.V2V_FIRST_LAYER_ALIAS, power=power)
+    if t.OT_UNBALANCED:  # the variant changes the scores (the case can fail)
+        assert (s - reference(plain, pl, images)[1]).abs().max() > 1e-5
     scale = plain.logit_scale.exp()
     assert_close(logits.detach(), (scale * (g.mean(-1) + s) / 2).detach(), TOL)
     lg, ll = ref_losses(plain, g, s, labels)
@@ -454,8 +459,40 @@ def test_ood_scores_by_hand():
 
 
 def test_bench_eval_batched_equals_upstream_loop():
-    """``python -m bench sotglp_eval``'s two paths give the same logits (small sizes)."""
+    """``python -m bench sotglp-eval``'s two paths give the same logits (small sizes)."""
     from bench.sotglp_eval import run
 
     row = run(B=2, C=5, P=20, N=2, repeat=1)
     assert row["max_abs_logit_diff"] < 1e-5 and row["loop_images_timed"] == 2
+
+
+def test_gram_init_and_prompt_dropout():
+    """``LOCAL_INIT gram``: per class and token, N orthonormal vectors x 0.001; prompt dropout keeps
+    max(G - floor(p G), 1) prompts per sample and averages their logits."""
+    from trainers.sotglp_model import SOTGLPPromptLearner, dropout_global_logits
+
+    m = clip.load_clip_to_cpu("tiny").float()
+    pl = SOTGLPPromptLearner(m, ["a", "b", "c"], 4, "a photo of a", 2, 3, local_init="gram")
+    v = pl.local_prompts.detach().permute(0, 2, 1, 3)  # [C, n, N, D]
+    assert_close(v @ v.transpose(-1, -2), 1e-6 * torch.eye(3).expand(3, 4, 3, 3), 1e-10)
+    g = torch.randn(5, 7, 4)
+    for p, kept in ((0.75, 1), (0.5, 2), (0.0, 4)):
+        torch.manual_seed(3)
+        out = dropout_global_logits(g, p)
+        torch.manual_seed(3)
+        idx = torch.randint(0, 4, (5, kept))
+        assert_close(out, torch.stack([g[b][:, idx[b]].mean(-1) for b in range(5)]), 1e-7)
+
+
+def test_periodic_evaluation_and_last_epoch_result(make_cfg, root, tmp_path):
+    """``EVAL_FREQ 1`` over 2 epochs: a test after epoch 1, the final test after training (the result)."""
+    from extract_log import parse_log_text
+
+    tr = build(make_cfg, root, tmp_path, **{"TRAINER.SOTGLP.EVAL_FREQ": 1, "OPTIM.MAX_EPOCH": 2})
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tr.train()
+    text = out.getvalue()
+    assert text.count("=> result") == 2 and text.index("=> result") < text.index("Finish training")
+    assert text.count("* accuracy_global:") == 2 and "=> OOD result" not in text
+    assert parse_log_text(text).epoch == 2

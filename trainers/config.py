@@ -128,6 +128,8 @@ def extend_cfg(cfg):
     t.OT_STOP_RULE = "upstream"  # upstream | tol (each problem until its row-marginal L1 error < OT_TOL)
     t.OT_TOL = 1e-6  # OT_STOP_RULE tol only
     t.OT_PLAN = "sinkhorn"  # sinkhorn | uniform (PLOT issue #6 ablation: T = 1 / (k N))
+    t.OT_UNBALANCED = False  # the commented-out unbalanced variant (KL marginals, exponent reg_m / (reg_m + eps))
+    t.OT_REG_M = 100.0
     t.LOCAL_SCORE_NORM = "mean_over_prompts"  # released <T, S> / N | sum (PLOT's <T, S>)
     t.GLOBAL_DROPOUT_P = 0.75  # --global_dropout_p: keeps max(G - floor(p G), 1) random prompts per sample
     t.USE_GLOBAL_LOSS = True

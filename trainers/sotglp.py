@@ -10,6 +10,7 @@ Checkpoints (``<OUTPUT_DIR>/SOTGLP/model.pth.tar-<N>``) hold only the trainable 
 import argparse
 import glob
 import os.path as osp
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -90,10 +91,15 @@ class SOTGLP(PromptTrainer):
                              f"{self.cfg.MODEL.BACKBONE.NAME}), got {t.V2V_START_LAYER}")
         model.v2v_start, model.v2v_alias = t.V2V_START_LAYER, t.V2V_FIRST_LAYER_ALIAS
         model.ot = OTConfig(topk=t.TOPK, eps=t.OT_EPS, max_iter=t.OT_MAX_ITER, thresh=t.OT_THRESH,
-                            stop_rule=t.OT_STOP_RULE, tol=t.OT_TOL, plan=t.OT_PLAN, score_norm=t.LOCAL_SCORE_NORM)
+                            stop_rule=t.OT_STOP_RULE, tol=t.OT_TOL, plan=t.OT_PLAN, score_norm=t.LOCAL_SCORE_NORM,
+                            unbalanced=t.OT_UNBALANCED, reg_m=t.OT_REG_M)
         model.set_text_checkpointing(t.CHECKPOINTING_SEGMENTS)
         # OOD sets are listed now, so a missing folder stops the run before any training
-        self._ood_items = self.ood_sets() if t.EVAL_OOD else None
+        try:
+            self._ood_items = self.ood_sets() if t.EVAL_OOD else None
+        except FileNotFoundError as err:
+            raise type(err)(f"{err} (TRAINER.SOTGLP.EVAL_OOD is True; set it False to skip the OOD "
+                            "evaluation)") from None
 
     def class_chunk(self):
         return self.tcfg.CLASS_CHUNK
@@ -171,8 +177,6 @@ class SOTGLP(PromptTrainer):
 
     def ood_sets(self):
         """OrderedDict OOD set name -> list of Datum (``TRAINER.SOTGLP.OOD_DATASETS``, default ImageNet's)."""
-        from collections import OrderedDict
-
         from datasets.ood import build_ood_datasets
 
         names = list(self.tcfg.OOD_DATASETS)

@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .encoders import checkpoint_segments
+from .encoders import _project, checkpoint_segments
 from .optimal_transport import sinkhorn
 from .prompted_clip import PromptedCLIP, normalize
 from .prompts import ClassTokens, PromptLearner, Prompts, context_init
@@ -103,6 +103,8 @@ class OTConfig:
     stop_rule: str = "upstream"  # upstream | tol (per problem, L1 row-marginal violation < tol)
     tol: float = 1e-6
     plan: str = "sinkhorn"  # sinkhorn | uniform
+    unbalanced: bool = False  # upstream's commented-out variant: scalings raised to reg_m / (reg_m + eps)
+    reg_m: float = 100.0
     score_norm: str = "mean_over_prompts"  # mean_over_prompts (<T,S>/N) | sum (<T,S>, PLOT)
 
 
@@ -137,11 +139,32 @@ def transport_plan(S_sel: torch.Tensor, ot: OTConfig) -> torch.Tensor:
     if ot.plan == "uniform":
         return torch.full(S_sel.shape, 1.0 / (k * n), dtype=torch.float32, device=S_sel.device)
     cost = 1.0 - S_sel.detach().float()
+    if ot.unbalanced:
+        return unbalanced_sinkhorn(cost, ot.eps, ot.reg_m, ot.max_iter, ot.thresh)
     if ot.stop_rule == "upstream":
         return sinkhorn(cost, eps=ot.eps, stop_rule="upstream", max_iter=ot.max_iter, tol=ot.thresh,
                         cap_hint="TRAINER.SOTGLP.OT_EPS / TRAINER.SOTGLP.OT_MAX_ITER")
     return sinkhorn(cost, eps=ot.eps, stop_rule="tol", max_iter=ot.max_iter, tol=ot.tol,
                     cap_hint="TRAINER.SOTGLP.OT_EPS / TRAINER.SOTGLP.OT_MAX_ITER")
+
+
+@torch.no_grad()
+def unbalanced_sinkhorn(cost: torch.Tensor, eps: float, reg_m: float, max_iter: int = 100, thresh: float = 0.01):
+    """``OT_UNBALANCED``: the variant left commented out in ``gl_sot_loss.py`` -- the upstream loop with both
+    scalings raised to ``reg_m / (reg_m + eps)`` (KL-relaxed marginals), ``r <- (a / K c)^f``,
+    ``c <- (b / K^T r)^f``, same start, stop test (mean |r - r_prev| over all problems) and cap.
+    ``cost [..., k, N]`` -> plan ``[..., k, N]`` (float32)."""
+    k, n = cost.shape[-2:]
+    K = torch.exp(-cost.reshape(-1, k, n) / eps)
+    f = reg_m / (reg_m + eps)
+    r, c = K.new_ones(K.shape[0], k), K.new_ones(K.shape[0], n)
+    for _ in range(max_iter):
+        r_prev = r
+        r = ((1.0 / k) / (K @ c.unsqueeze(-1)).squeeze(-1)) ** f
+        c = ((1.0 / n) / (K.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)) ** f
+        if float((r - r_prev).abs().mean()) < thresh:
+            break
+    return (r.unsqueeze(-1) * K * c.unsqueeze(-2)).reshape(cost.shape)
 
 
 def local_score(S_sel: torch.Tensor, plan: torch.Tensor, norm: str = "mean_over_prompts") -> torch.Tensor:
@@ -217,7 +240,7 @@ class SOTGLPCLIP(PromptedCLIP):
         cls, patches = self._trunk(images)
         proj = self.image_encoder.visual.proj
         local = self.prompt_learner.local_proj(patches.to(self.prompt_learner.local_proj.weight.dtype))
-        return normalize(cls @ proj), normalize(local.to(proj.dtype) @ proj)
+        return normalize(_project(cls, proj)), normalize(_project(local.to(patches.dtype), proj))
 
     def outputs(self, images, t_global, t_local, class_chunk: int = 0, need_score: bool = True):
         """:class:`SOTGLPOutputs` of ``images`` against the class features (``need_score=False``: no top-k /
