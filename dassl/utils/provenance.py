@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from .runlock import pid_alive
+
 FILE_NAME = "provenance.json"
 FORMAT = 1
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -240,16 +242,6 @@ class RunRecord:
         return False
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def segment_state(segment, host=None):
     """``finished`` / ``failed`` / ``interrupted`` / ``terminated`` as recorded; for a ``running`` segment, ``running`` when its
     process is alive on this host, ``died`` when it is not, ``running?`` when it ran on another host."""
@@ -260,7 +252,7 @@ def segment_state(segment, host=None):
     if segment.get("host") != host:
         return "running?"
     pid = segment.get("pid")
-    return "running" if isinstance(pid, int) and _pid_alive(pid) else "died"
+    return "running" if isinstance(pid, int) and pid_alive(pid) else "died"
 
 
 def find_segment(record, log_name):

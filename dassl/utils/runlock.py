@@ -29,7 +29,8 @@ def _proc_start(pid):
         return None
 
 
-def _alive(pid, proc_start):
+def pid_alive(pid, proc_start=None):
+    """Whether process ``pid`` of this host exists (and, given ``proc_start``, is the same process)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,7 +78,7 @@ class RunLock:
         if not holder:
             return "an unreadable lock (its writer was killed while creating it)"
         same_host = holder.get("host") == self.info["host"]
-        if same_host and not _alive(int(holder.get("pid", -1)), holder.get("proc_start")):
+        if same_host and not pid_alive(int(holder.get("pid", -1)), holder.get("proc_start")):
             return f"the lock of PID {holder.get('pid')} (started {holder.get('started')}), which is no longer running"
         if holder.get("slurm_job") and holder.get("slurm_job") == self.info["slurm_job"]:
             return f"the lock of an earlier attempt of Slurm job {holder['slurm_job']} (requeued)"
