@@ -89,10 +89,15 @@ def test_slurm_array_sweep_2_datasets_x_2_seeds_then_the_table(cluster, data, tm
     print(f"Slurm sweep (2 datasets x 2 seeds, 4 array tasks + table job): {wall:.0f} s wall")
 
 
+EPOCHS = 25
+
+
 def test_preempted_task_checkpoints_requeues_and_matches_an_uninterrupted_run(cluster, data, tmp_path):
     """USR1 to the running array task (as ``--signal=B:USR1@<s>`` sends it): checkpoint, requeue, resume."""
-    # 6 epochs of 20 batches: the notice lands during training however fast or loaded the machine is
-    more = ["--datasets", "miniworld", "--seeds", "1", "OPTIM.MAX_EPOCH", "6", "DATALOADER.TRAIN_X.BATCH_SIZE", "1"]
+    # 25 epochs of 20 batches (seconds of training after epoch 2): the notice lands during training however
+    # fast or loaded the machine is (with 6 epochs a fast machine finished before the signal arrived)
+    more = ["--datasets", "miniworld", "--seeds", "1", "OPTIM.MAX_EPOCH", str(EPOCHS),
+            "DATALOADER.TRAIN_X.BATCH_SIZE", "1"]
     # the uninterrupted run: the same task, run locally
     ref = tmp_path / "ref"
     env = dict(os.environ, DATA=data, OUTPUT=str(ref), PYTHONUNBUFFERED="1")
@@ -102,7 +107,7 @@ def test_preempted_task_checkpoints_requeues_and_matches_an_uninterrupted_run(cl
     jobs = submit(cluster, data, out, *more)
     train_log = osp.join(run_dir(out, "train_base", "miniworld", 1), "log.txt")
     deadline = time.time() + 600
-    while not (osp.exists(train_log) and "epoch [2/6] batch [2/" in open(train_log).read()):
+    while not (osp.exists(train_log) and f"epoch [2/{EPOCHS}] batch [2/" in open(train_log).read()):
         assert time.time() < deadline, "the array task did not reach epoch 2"
         time.sleep(0.2)
     cluster.run("scancel", "--batch", "--signal=USR1", f"{jobs[0]}_0")  # what --signal=B:USR1@<s> sends
@@ -116,12 +121,12 @@ def test_preempted_task_checkpoints_requeues_and_matches_an_uninterrupted_run(cl
     assert set(states.values()) == {"COMPLETED"}, states
     task_log = open(out / "output" / "slurm_logs" / f"ivlp-base2new-{jobs[0]}_0.out").read()
     slurmd_log = open(osp.join(cluster.dir, "slurmd.log")).read()[-3000:]
-    stop = re.search(r"Stopped on SIGUSR1 after epoch (\d) batch (\d+)/20", task_log)
+    stop = re.search(r"Stopped on SIGUSR1 after epoch (\d+) batch (\d+)/20", task_log)
     assert stop and "requeueing job" in task_log and "(restart 1)" in task_log, task_log + slurmd_log
     if stop.group(2) != "20":
         assert f"Resuming epoch {stop.group(1)} after batch {stop.group(2)} (preemption checkpoint)" in task_log
     assert local.wait(timeout=600) == 0
-    name = "VLPromptLearner/model.pth.tar-6"
+    name = f"VLPromptLearner/model.pth.tar-{EPOCHS}"
     a = torch.load(osp.join(run_dir(out, "train_base", "miniworld", 1), name), weights_only=False)["state_dict"]
     b = torch.load(osp.join(run_dir(ref, "train_base", "miniworld", 1), name), weights_only=False)["state_dict"]
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
