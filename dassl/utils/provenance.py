@@ -30,6 +30,7 @@ import tempfile
 import time
 
 from .runlock import pid_alive
+from .signals import Preempted
 
 FILE_NAME = "provenance.json"
 FORMAT = 1
@@ -134,17 +135,6 @@ def _precision(cfg, trainer):
     return {"configured": configured, "used": getattr(trainer, "precision", configured)}
 
 
-class Terminated(SystemExit):
-    """Raised in the main thread when the process receives SIGTERM (SLURM's time limit / ``scancel``, ``kill``)."""
-
-    def __init__(self):
-        super().__init__(128 + signal.SIGTERM)
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
 class RunRecord:
     """One segment of ``<output dir>/provenance.json``: :meth:`start`, then :meth:`finish` or :meth:`fail`.
 
@@ -209,10 +199,10 @@ class RunRecord:
 
     def fail(self, exc, trainer=None):
         code = exc.code if isinstance(exc, SystemExit) else None
-        if isinstance(exc, Terminated) or code == 128 + signal.SIGTERM:
+        if code == 128 + signal.SIGTERM:  # dassl.utils.signals' SIGTERM handler
             self._end("terminated", trainer, error="SIGTERM")
             return
-        if isinstance(exc, SystemExit) and hasattr(exc, "message"):  # a checkpoint written on SIGUSR1
+        if isinstance(exc, Preempted):  # a checkpoint written on SIGUSR1
             self._end("preempted", trainer, error=exc.message)
             return
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -222,19 +212,9 @@ class RunRecord:
     trainer = None  # set by the caller once built, so a failure still records precision and start epoch
 
     def __enter__(self):
-        # SIGTERM ends the run through an exception, so that the record says "terminated" (only when nobody
-        # else handles the signal; SIGKILL cannot be caught: such a record stays "running").
-        self._old_sigterm = None
-        try:
-            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-                self._old_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
-        except ValueError:  # not the main thread
-            pass
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
         if exc is not None:
             self.fail(exc, self.trainer)
         elif self.segment["status"] == "running":
