@@ -220,9 +220,15 @@ class PromptTrainer(TrainerX):
         self.prepare(training=False)
         self._eval_text, self._eval_cache = None, True
         try:
-            return super().test(split)
+            result = super().test(split)
+            self.after_evaluation()
+            return result
         finally:
             self._eval_text, self._eval_cache = None, False
+
+    def after_evaluation(self):
+        """Hook run after an evaluation's result block, while its class encodings are still cached (SOT-GLP's
+        per-head accuracies and OOD scores)."""
 
     def model_inference(self, images):
         with self.autocast():

@@ -163,17 +163,19 @@ class SOTGLP(PromptTrainer):
         self._parts = {"global": 0, "local": 0, "total": 0}
         self._id_scores = [] if (final and self.tcfg.EVAL_OOD) else None
         try:
-            result = super().test(split)
-            parts = self._parts
-            if parts["total"]:
-                print(f"* accuracy_global: {100.0 * parts['global'] / parts['total']:.1f}%")
-                if self.model.prompt_learner.n_local:
-                    print(f"* accuracy_local: {100.0 * parts['local'] / parts['total']:.1f}%")
-            if self._id_scores is not None:
-                self.evaluate_ood(torch.cat(self._id_scores).numpy())
+            return super().test(split)
         finally:
             self._parts, self._id_scores, self._labels = None, None, None
-        return result
+
+    def after_evaluation(self):
+        """Per-head accuracies, then (final test) the OOD block, with the class features of this evaluation."""
+        parts = self._parts
+        if parts["total"]:
+            print(f"* accuracy_global: {100.0 * parts['global'] / parts['total']:.1f}%")
+            if self.model.prompt_learner.n_local:
+                print(f"* accuracy_local: {100.0 * parts['local'] / parts['total']:.1f}%")
+        if self._id_scores is not None:
+            self.evaluate_ood(torch.cat(self._id_scores).numpy())
 
     def ood_sets(self):
         """OrderedDict OOD set name -> list of Datum (``TRAINER.SOTGLP.OOD_DATASETS``, default ImageNet's)."""
@@ -197,7 +199,7 @@ class SOTGLP(PromptTrainer):
         t = self.tcfg
         tfm = build_transform(self.cfg, is_train=False)
         with self.autocast():
-            t_global, t_local = self.model.encode_text_sets(self.class_chunk())
+            t_global, t_local = self._class_features()  # cached when called from an evaluation
         results = []
         if self._ood_items is None:
             self._ood_items = self.ood_sets()
