@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["sinkhorn", "exact_ot", "hungarian", "ot_value", "SinkhornCapWarning"]
+__all__ = ["sinkhorn", "unbalanced_sinkhorn", "exact_ot", "hungarian", "ot_value", "SinkhornCapWarning"]
 
 # Largest cost range over eps for which plain multiplicative updates are used, so that the kernel
 # exp(-cost/eps) stays far from under/overflow: the span (max - min) of a problem's cost, or else of its
@@ -970,3 +970,23 @@ def ot_value(cost, a=None, b=None, *, method="exact", return_plan=False, **sinkh
         raise ValueError(f"unknown method {method!r}")
     value = (plan * cost.to(plan.dtype)).sum((-2, -1))
     return (value, plan) if return_plan else value
+
+
+@torch.no_grad()
+def unbalanced_sinkhorn(cost: torch.Tensor, eps: float, reg_m: float, max_iter: int = 100, thresh: float = 0.01):
+    """KL-relaxed (unbalanced) entropic OT as SOT-GLP's ``gl_sot_loss.py`` leaves it commented out (its
+    ``TRAINER.SOTGLP.OT_UNBALANCED`` switch), uniform marginals: the upstream loop with both
+    scalings raised to ``reg_m / (reg_m + eps)`` (KL-relaxed marginals), ``r <- (a / K c)^f``,
+    ``c <- (b / K^T r)^f``, same start, stop test (mean |r - r_prev| over all problems) and cap.
+    ``cost [..., k, N]`` -> plan ``[..., k, N]`` (float32)."""
+    k, n = cost.shape[-2:]
+    K = torch.exp(-cost.reshape(-1, k, n) / eps)
+    f = reg_m / (reg_m + eps)
+    r, c = K.new_ones(K.shape[0], k), K.new_ones(K.shape[0], n)
+    for _ in range(max_iter):
+        r_prev = r
+        r = ((1.0 / k) / (K @ c.unsqueeze(-1)).squeeze(-1)) ** f
+        c = ((1.0 / n) / (K.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)) ** f
+        if float((r - r_prev).abs().mean()) < thresh:
+            break
+    return (r.unsqueeze(-1) * K * c.unsqueeze(-2)).reshape(cost.shape)

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .encoders import _project, checkpoint_segments
-from .optimal_transport import sinkhorn
+from .optimal_transport import sinkhorn, unbalanced_sinkhorn
 from .prompted_clip import PromptedCLIP, normalize
 from .prompts import ClassTokens, PromptLearner, Prompts, context_init
 from .vv_attention import dual_trunk
@@ -146,25 +146,6 @@ def transport_plan(S_sel: torch.Tensor, ot: OTConfig) -> torch.Tensor:
                         cap_hint="TRAINER.SOTGLP.OT_EPS / TRAINER.SOTGLP.OT_MAX_ITER")
     return sinkhorn(cost, eps=ot.eps, stop_rule="tol", max_iter=ot.max_iter, tol=ot.tol,
                     cap_hint="TRAINER.SOTGLP.OT_EPS / TRAINER.SOTGLP.OT_MAX_ITER")
-
-
-@torch.no_grad()
-def unbalanced_sinkhorn(cost: torch.Tensor, eps: float, reg_m: float, max_iter: int = 100, thresh: float = 0.01):
-    """``OT_UNBALANCED``: the variant left commented out in ``gl_sot_loss.py`` -- the upstream loop with both
-    scalings raised to ``reg_m / (reg_m + eps)`` (KL-relaxed marginals), ``r <- (a / K c)^f``,
-    ``c <- (b / K^T r)^f``, same start, stop test (mean |r - r_prev| over all problems) and cap.
-    ``cost [..., k, N]`` -> plan ``[..., k, N]`` (float32)."""
-    k, n = cost.shape[-2:]
-    K = torch.exp(-cost.reshape(-1, k, n) / eps)
-    f = reg_m / (reg_m + eps)
-    r, c = K.new_ones(K.shape[0], k), K.new_ones(K.shape[0], n)
-    for _ in range(max_iter):
-        r_prev = r
-        r = ((1.0 / k) / (K @ c.unsqueeze(-1)).squeeze(-1)) ** f
-        c = ((1.0 / n) / (K.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)) ** f
-        if float((r - r_prev).abs().mean()) < thresh:
-            break
-    return (r.unsqueeze(-1) * K * c.unsqueeze(-2)).reshape(cost.shape)
 
 
 def local_score(S_sel: torch.Tensor, plan: torch.Tensor, norm: str = "mean_over_prompts") -> torch.Tensor:
