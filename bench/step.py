@@ -101,11 +101,6 @@ def measure(spec, backbone, batch, n_classes, steps, device, prec, root, extra=(
     rss_model = rss_bytes() / 2 ** 20  # the built model, before any step
     for _ in range(2):  # warm-up
         trainer.forward_backward(batch_dict)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base_mem = torch.cuda.memory_allocated() / 2 ** 20
-    rss_before = _peak_rss_mb()
     times = []
     with PeakMemory(dev) as step_mem:
         for _ in range(steps):
@@ -117,13 +112,12 @@ def measure(spec, backbone, batch, n_classes, steps, device, prec, root, extra=(
     result = {"trainer": spec, "backbone": backbone, "step_peak_mb": step_mem.peak_mb, "batch": batch, "classes": n_classes,
               "device": dev.type, "precision": trainer.precision, "median_step_s": statistics.median(times),
               "min_step_s": min(times)}
-    if dev.type == "cuda":
-        result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
-        result["model_mem_mb"] = base_mem
-        result["train_mem_mb"] = result["peak_mem_mb"] - base_mem
+    if dev.type == "cuda":  # allocator statistics of the timed steps (after the warm-up)
+        result["model_mem_mb"] = step_mem.base / 2 ** 20
+        result["train_mem_mb"] = step_mem.peak_mb
+        result["peak_mem_mb"] = result["model_mem_mb"] + step_mem.peak_mb
     else:
         result["peak_mem_mb"] = _peak_rss_mb()
-        result["step_mem_growth_mb"] = _peak_rss_mb() - rss_before
         result["train_mem_mb"] = result["peak_mem_mb"] - rss_model  # peak RSS of warm-up and steps over the model
     return result
 
